@@ -1,0 +1,253 @@
+package io.bert4j.model;
+
+import io.bert4j.Bert4jException;
+import io.bert4j.config.BertConfig;
+import io.bert4j.io.HostTensor;
+import io.bert4j.kernels.KernelMode;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * BERT encoder (embeddings, encoder layers, optional pooler) on libtorch, as Hugging Face's
+ * {@code BertModel}. Parameters are held by their checkpoint names
+ * ({@code embeddings.word_embeddings.weight}, {@code encoder.layer.0.attention.self.query.weight},
+ * ...), so loading and saving are a matter of matching keys.
+ *
+ * <p>A model owns its parameter tensors; {@link #close()} releases them. Forward passes are
+ * safe to run from several threads at once (they only read parameters).
+ */
+public final class BertModel implements AutoCloseable {
+
+    /** Outputs of one forward pass; {@code pooled} is null when the model has no pooler. */
+    public record Output(Tensor lastHiddenState, Tensor pooled) {
+    }
+
+    private final BertConfig config;
+    private final Map<String, Tensor> params;
+    private final boolean hasPooler;
+    private volatile KernelMode kernels = KernelMode.TORCH;
+    private boolean closed;
+
+    private BertModel(BertConfig config, Map<String, Tensor> params, boolean hasPooler) {
+        this.config = config;
+        this.params = params;
+        this.hasPooler = hasPooler;
+    }
+
+    public BertConfig config() {
+        return config;
+    }
+
+    public boolean hasPooler() {
+        return hasPooler;
+    }
+
+    public KernelMode kernels() {
+        return kernels;
+    }
+
+    public void setKernels(KernelMode mode) {
+        this.kernels = mode;
+    }
+
+    /** Parameter names in Hugging Face's order, as {@code BertModel.state_dict()} lists them. */
+    public static List<String> parameterNames(BertConfig c, boolean withPooler) {
+        List<String> names = new ArrayList<>();
+        names.add("embeddings.word_embeddings.weight");
+        names.add("embeddings.position_embeddings.weight");
+        names.add("embeddings.token_type_embeddings.weight");
+        names.add("embeddings.LayerNorm.weight");
+        names.add("embeddings.LayerNorm.bias");
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String p = "encoder.layer." + i + ".";
+            for (String s : List.of("attention.self.query", "attention.self.key", "attention.self.value",
+                    "attention.output.dense")) {
+                names.add(p + s + ".weight");
+                names.add(p + s + ".bias");
+            }
+            names.add(p + "attention.output.LayerNorm.weight");
+            names.add(p + "attention.output.LayerNorm.bias");
+            names.add(p + "intermediate.dense.weight");
+            names.add(p + "intermediate.dense.bias");
+            names.add(p + "output.dense.weight");
+            names.add(p + "output.dense.bias");
+            names.add(p + "output.LayerNorm.weight");
+            names.add(p + "output.LayerNorm.bias");
+        }
+        if (withPooler) {
+            names.add("pooler.dense.weight");
+            names.add("pooler.dense.bias");
+        }
+        return names;
+    }
+
+    /** The shape each parameter must have under {@code c}. */
+    public static long[] expectedShape(BertConfig c, String name) {
+        long h = c.hiddenSize();
+        if (name.equals("embeddings.word_embeddings.weight")) return new long[]{c.vocabSize(), h};
+        if (name.equals("embeddings.position_embeddings.weight")) return new long[]{c.maxPositionEmbeddings(), h};
+        if (name.equals("embeddings.token_type_embeddings.weight")) return new long[]{c.typeVocabSize(), h};
+        if (name.endsWith("intermediate.dense.weight")) return new long[]{c.intermediateSize(), h};
+        if (name.endsWith("intermediate.dense.bias")) return new long[]{c.intermediateSize()};
+        if (name.endsWith("output.dense.weight") && !name.contains("attention")) return new long[]{h, c.intermediateSize()};
+        if (name.endsWith(".weight") && !name.contains("LayerNorm")) return new long[]{h, h};
+        return new long[]{h};
+    }
+
+    /**
+     * Builds a model from a state dict whose keys are already BertModel names (see
+     * {@link StateDicts#forBertModel}). Every shape is checked against the config.
+     */
+    public static BertModel fromStateDict(BertConfig config, Map<String, HostTensor> weights, boolean withPooler) {
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        try {
+            for (String name : parameterNames(config, withPooler)) {
+                HostTensor h = weights.get(name);
+                if (h == null) {
+                    throw new Bert4jException("missing weight " + name);
+                }
+                long[] want = expectedShape(config, name);
+                if (!Arrays.equals(h.shape(), want)) {
+                    throw new Bert4jException("weight " + name + " has shape " + Arrays.toString(h.shape())
+                            + " but the config (hidden_size=" + config.hiddenSize() + ", intermediate_size="
+                            + config.intermediateSize() + ", vocab_size=" + config.vocabSize()
+                            + ", max_position_embeddings=" + config.maxPositionEmbeddings() + ", type_vocab_size="
+                            + config.typeVocabSize() + ") requires " + Arrays.toString(want));
+                }
+                if (!h.dtype().isFloatingPoint()) {
+                    throw new Bert4jException("weight " + name + " has dtype " + h.dtype() + "; expected a float type");
+                }
+                Tensor t = Tensors.toFloatTensor(h);
+                t.retainReference();
+                params.put(name, t);
+            }
+        } catch (RuntimeException e) {
+            params.values().forEach(Tensor::close);
+            throw e;
+        }
+        return new BertModel(config, params, withPooler);
+    }
+
+    /** The parameters as host tensors under their HF names (float32). */
+    public Map<String, HostTensor> stateDict() {
+        Map<String, HostTensor> out = new LinkedHashMap<>();
+        params.forEach((k, v) -> out.put(k, Tensors.toHost(v)));
+        return out;
+    }
+
+    /** Live parameter tensors by name (for training and kernels); do not close them. */
+    public Map<String, Tensor> parameters() {
+        return Collections.unmodifiableMap(params);
+    }
+
+    private Tensor p(String name) {
+        Tensor t = params.get(name);
+        if (t == null) {
+            throw new IllegalStateException("no parameter " + name);
+        }
+        return t;
+    }
+
+    /**
+     * Forward pass.
+     *
+     * @param inputIds      [B, S] int64
+     * @param tokenTypeIds  [B, S] int64, or null for all zeros
+     * @param attentionMask [B, S] int64 (1 = token, 0 = padding), or null for no padding
+     */
+    public Output forward(Tensor inputIds, Tensor tokenTypeIds, Tensor attentionMask) {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        if (inputIds.dim() != 2) {
+            throw new Bert4jException("input_ids must be [batch, seq], got " + Arrays.toString(Tensors.shape(inputIds)));
+        }
+        long b = inputIds.size(0);
+        long s = inputIds.size(1);
+        if (s > config.maxPositionEmbeddings()) {
+            throw new Bert4jException("sequence length " + s + " exceeds max_position_embeddings "
+                    + config.maxPositionEmbeddings());
+        }
+        Tensor h = embeddings(inputIds, tokenTypeIds, s);                      // [B, S, H]
+        Tensor mask = attentionMask == null ? null
+                : attentionMask.to(torch.ScalarType.Bool).view(b, 1, 1, s);    // [B, 1, 1, S], true = attend
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            h = layer(i, h, mask, b, s);
+        }
+        Tensor pooled = null;
+        if (hasPooler) {
+            Tensor cls = h.select(1, 0);                                        // [B, H]
+            pooled = torch.linear(cls, p("pooler.dense.weight"), new TensorOptional(p("pooler.dense.bias"))).tanh();
+        }
+        return new Output(h, pooled);
+    }
+
+    private Tensor embeddings(Tensor inputIds, Tensor tokenTypeIds, long s) {
+        Tensor words = torch.embedding(p("embeddings.word_embeddings.weight"), inputIds);          // [B, S, H]
+        Tensor positions = torch.arange(new Scalar(s), Tensors.options(torch.ScalarType.Long));    // [S]
+        Tensor pos = torch.embedding(p("embeddings.position_embeddings.weight"), positions);       // [S, H]
+        Tensor types = tokenTypeIds == null
+                ? p("embeddings.token_type_embeddings.weight").select(0, 0)                        // [H]
+                : torch.embedding(p("embeddings.token_type_embeddings.weight"), tokenTypeIds);     // [B, S, H]
+        Tensor sum = words.add(pos).add(types);
+        return layerNorm(sum, "embeddings.LayerNorm");
+    }
+
+    private Tensor layer(int i, Tensor h, Tensor mask, long b, long s) {
+        String pre = "encoder.layer." + i + ".";
+        int heads = config.numAttentionHeads();
+        int d = config.headDim();
+        Tensor q = heads(linear(h, pre + "attention.self.query"), b, s, heads, d);   // [B, NH, S, D]
+        Tensor k = heads(linear(h, pre + "attention.self.key"), b, s, heads, d);
+        Tensor v = heads(linear(h, pre + "attention.self.value"), b, s, heads, d);
+        Tensor ctx = mask == null
+                ? torch.scaled_dot_product_attention(q, k, v)
+                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
+        ctx = ctx.transpose(1, 2).reshape(b, s, (long) heads * d);                   // [B, S, H]
+        Tensor attnOut = layerNorm(linear(ctx, pre + "attention.output.dense").add(h), pre + "attention.output.LayerNorm");
+        Tensor inter = activation(linear(attnOut, pre + "intermediate.dense"));     // [B, S, I]
+        Tensor out = linear(inter, pre + "output.dense").add(attnOut);
+        return layerNorm(out, pre + "output.LayerNorm");
+    }
+
+    private static Tensor heads(Tensor x, long b, long s, int heads, int d) {
+        return x.view(b, s, heads, d).transpose(1, 2);
+    }
+
+    private Tensor linear(Tensor x, String module) {
+        return torch.linear(x, p(module + ".weight"), new TensorOptional(p(module + ".bias")));
+    }
+
+    private Tensor layerNorm(Tensor x, String module) {
+        return torch.layer_norm(x, new long[]{config.hiddenSize()}, new TensorOptional(p(module + ".weight")),
+                new TensorOptional(p(module + ".bias")), config.layerNormEps(), false);
+    }
+
+    private Tensor activation(Tensor x) {
+        return switch (config.hiddenAct()) {
+            case "gelu" -> torch.gelu(x);
+            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> torch.gelu(x, "tanh");
+            case "relu" -> x.relu();
+            case "silu", "swish" -> torch.silu(x);
+            case "tanh" -> x.tanh();
+            default -> throw new Bert4jException("unsupported hidden_act " + config.hiddenAct());
+        };
+    }
+
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            params.values().forEach(Tensor::close);
+        }
+    }
+}
