@@ -82,7 +82,7 @@ public final class Tensors {
     /** A host copy of a CPU tensor (made contiguous), as float32, int64 or the matching dtype. */
     public static HostTensor toHost(Tensor t) {
         Tensor c = t.is_contiguous() ? t : t.contiguous();
-        DType dt = switch (c.scalar_type()) {
+        DType dt = switch (c.scalar_type().intern()) { // intern(): JavaCPP may hand back a non-canonical enum instance
             case Float -> DType.F32;
             case Double -> DType.F64;
             case Half -> DType.F16;
@@ -104,7 +104,7 @@ public final class Tensors {
     }
 
     public static float[] toFloatArray(Tensor t) {
-        Tensor c = t.scalar_type() == torch.ScalarType.Float ? t : t.to(torch.ScalarType.Float);
+        Tensor c = t.scalar_type().intern() == torch.ScalarType.Float ? t : t.to(torch.ScalarType.Float);
         if (!c.is_contiguous()) {
             c = c.contiguous();
         }

@@ -4,6 +4,14 @@ import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.DType;
 import io.bert4j.io.HostTensor;
+import io.bert4j.io.ModelFolder;
+import io.bert4j.pipeline.SentenceTransformerConfig;
+import io.bert4j.tokenize.BertTokenizer;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import io.bert4j.model.BertModel;
 import io.bert4j.model.StateDicts;
 
@@ -32,6 +40,42 @@ import java.util.regex.Pattern;
  */
 public final class OnnxImport {
     private OnnxImport() {
+    }
+
+    /**
+     * Imports {@code onnxFile} with the tokenizer in {@code tokenizerJson} into a new Hugging Face
+     * folder at {@code out} (which must not exist yet): config.json, model.safetensors, tokenizer
+     * files and, when {@code st} is given, the sentence-transformers pooling config. The folder
+     * appears in one rename, complete or not at all.
+     */
+    public static Result importFolder(Path onnxFile, Path tokenizerJson, Path out, Integer heads,
+                                      SentenceTransformerConfig st) {
+        if (Files.exists(out)) {
+            throw new Bert4jException(out + " already exists; choose a new output folder");
+        }
+        if (!Files.isRegularFile(tokenizerJson)) {
+            throw new Bert4jException(tokenizerJson + ": tokenizer.json not found");
+        }
+        Result[] result = new Result[1];
+        try (BertTokenizer tok = BertTokenizer.fromTokenizerJson(readString(tokenizerJson), tokenizerJson.toString())) {
+            OnnxGraph g = OnnxGraph.read(onnxFile);
+            Result r = fromGraph(g, heads, tok.padId());
+            if (tok.vocabSize() > r.config().vocabSize()) {
+                throw new Bert4jException(tokenizerJson + ": the tokenizer has " + tok.vocabSize()
+                        + " tokens but the model's embedding table only " + r.config().vocabSize());
+            }
+            result[0] = r;
+            ModelFolder.createAtomically(out, dir -> ModelFolder.write(dir, r.config(), r.weights(), tok, st));
+        }
+        return result[0];
+    }
+
+    private static String readString(Path p) {
+        try {
+            return Files.readString(p, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new Bert4jException(p + ": cannot read: " + e.getMessage(), e);
+        }
     }
 
     /** An imported model; {@code notes} say what was inferred and how. */
