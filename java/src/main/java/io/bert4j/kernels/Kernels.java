@@ -1,0 +1,106 @@
+package io.bert4j.kernels;
+
+import io.bert4j.Bert4jException;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Checked entry points to the native kernels over libtorch tensors: every argument is
+ * validated here (dtype, device, shape, contiguity) with a message naming it, and a
+ * non-zero native status becomes a {@link Bert4jException} carrying the native message.
+ */
+public final class Kernels {
+    private Kernels() {}
+
+    /**
+     * {@code gelu(x + bias)} fused in one pass: bias broadcast over all leading dimensions.
+     * Forward only: the result does not record autograd history.
+     *
+     * @param x float32, CPU, contiguous, shape [..., cols] (at least one dimension)
+     * @param bias float32, CPU, contiguous, shape [cols]
+     * @param approximateTanh false: exact erf GELU (HF "gelu", torch approximate="none");
+     *     true: tanh approximation (HF "gelu_new", torch approximate="tanh")
+     * @return a new float32 tensor shaped like x
+     */
+    public static Tensor biasGelu(Tensor x, Tensor bias, boolean approximateTanh) {
+        final String op = "biasGelu";
+        requireFloatCpuContiguous(op, "x", x, "[..., cols]");
+        if (x.dim() < 1) {
+            throw new Bert4jException(op + ": x must have shape [..., cols] (at least 1 dimension), got a scalar");
+        }
+        long cols = x.size(x.dim() - 1);
+        requireFloatCpuContiguous(op, "bias", bias, "[" + cols + "]");
+        if (bias.dim() != 1 || bias.size(0) != cols) {
+            throw new Bert4jException(op + ": bias must have shape [" + cols + "] to match x "
+                    + shape(x) + ", got " + shape(bias));
+        }
+        long rows = 1;
+        for (int d = 0; d < x.dim() - 1; d++) {
+            rows *= x.size(d);
+        }
+        Tensor y = torch.empty_like(x); // contiguous like x: row stride = cols
+        int status = NativeKernels.bert4j_bias_gelu_forward_f32(x.data_ptr(), bias.data_ptr(),
+                y.data_ptr(), rows, cols, cols, cols,
+                approximateTanh ? NativeKernels.BERT4J_GELU_TANH : NativeKernels.BERT4J_GELU_EXACT);
+        check(op, status);
+        return y;
+    }
+
+    /** Threads the CPU kernels may use on large inputs (default min(4, cores)); n >= 1. */
+    public static void setNumThreads(int n) {
+        check("setNumThreads", NativeKernels.bert4j_set_num_threads(n));
+    }
+
+    public static int numThreads() {
+        return NativeKernels.bert4j_get_num_threads();
+    }
+
+    private static void check(String op, int status) {
+        if (status != NativeKernels.BERT4J_OK) {
+            throw new Bert4jException(op + ": native kernel failed (status " + status + "): "
+                    + NativeKernels.bert4j_last_error());
+        }
+    }
+
+    private static void requireFloatCpuContiguous(String op, String name, Tensor t, String expectedShape) {
+        if (t == null || t.isNull()) {
+            throw new Bert4jException(op + ": " + name + " is null (expected a float32 CPU tensor "
+                    + expectedShape + ")");
+        }
+        if (!t.defined()) {
+            throw new Bert4jException(op + ": " + name + " is an undefined tensor (expected float32 "
+                    + expectedShape + ")");
+        }
+        // scalar_type() comes back null through these presets; TypeMeta works.
+        if (!t.dtype().isScalarType(ScalarType.Float)) {
+            throw new Bert4jException(op + ": " + name + " must be float32, got "
+                    + t.dtype().name().getString() + " " + shape(t));
+        }
+        if (!t.is_cpu()) {
+            throw new Bert4jException(op + ": " + name + " must be on the CPU, got device "
+                    + t.device().str().getString() + " (CUDA tensors go through the CUDA kernels)");
+        }
+        if (!t.is_contiguous()) {
+            throw new Bert4jException(op + ": " + name + " must be contiguous " + expectedShape
+                    + ", got shape " + shape(t) + " with strides " + strides(t)
+                    + " (call .contiguous() first)");
+        }
+    }
+
+    static String shape(Tensor t) {
+        StringBuilder sb = new StringBuilder("[");
+        for (int d = 0; d < t.dim(); d++) {
+            sb.append(d == 0 ? "" : ", ").append(t.size(d));
+        }
+        return sb.append(']').toString();
+    }
+
+    private static String strides(Tensor t) {
+        StringBuilder sb = new StringBuilder("[");
+        for (int d = 0; d < t.dim(); d++) {
+            sb.append(d == 0 ? "" : ", ").append(t.stride(d));
+        }
+        return sb.append(']').toString();
+    }
+}

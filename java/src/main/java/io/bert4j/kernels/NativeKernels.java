@@ -1,0 +1,48 @@
+package io.bert4j.kernels;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Platform;
+
+/**
+ * JavaCPP binding of {@code native/include/bert4j_kernels.h} (CPU entry points). The JNI
+ * library {@code libjniNativeKernels.so} is built by the JavaCPP Maven plugin in
+ * {@code process-classes} and statically contains {@code libbert4j_kernels.a} (built by
+ * CMake into {@code target/native}), so there is no extra library to find at run time.
+ *
+ * <p>Raw ABI: pointers are not checked against tensor sizes here; use {@link Kernels}.
+ * Status codes are the {@code BERT4J_*} constants; after a non-zero status,
+ * {@link #bert4j_last_error()} (same thread) says what was wrong.
+ */
+@Platform(include = "bert4j_kernels.h", link = {"gomp", "bert4j_kernels"}) // JavaCPP emits these last-first
+public final class NativeKernels {
+    static {
+        // libtorch first: it ships the libgomp.so.1 our kernels use, so the JVM ends up with
+        // one OpenMP runtime, and its natives must be in place before ours anyway.
+        Loader.load(org.bytedeco.pytorch.global.torch.class);
+        Loader.load();
+    }
+
+    private NativeKernels() {}
+
+    public static final int BERT4J_OK = 0;
+    public static final int BERT4J_ERR_NULL_POINTER = 1;
+    public static final int BERT4J_ERR_INVALID_ARGUMENT = 2;
+    public static final int BERT4J_ERR_CUDA = 3;
+    public static final int BERT4J_ERR_INTERNAL = 4;
+
+    public static final int BERT4J_GELU_EXACT = 0;
+    public static final int BERT4J_GELU_TANH = 1;
+
+    public static native @Cast("const char*") String bert4j_last_error();
+
+    public static native int bert4j_set_num_threads(int n);
+
+    public static native int bert4j_get_num_threads();
+
+    public static native int bert4j_bias_gelu_forward_f32(
+            @Cast("const float*") Pointer x, @Cast("const float*") Pointer bias,
+            @Cast("float*") Pointer y, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
+            @Cast("int64_t") long xRowStride, @Cast("int64_t") long yRowStride, int approximate);
+}

@@ -1,0 +1,103 @@
+#include "status.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <limits>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace bert4j::detail {
+namespace {
+
+// One message per thread: the JNI caller reads it on the thread that made the call.
+thread_local char g_message[512] = "";
+
+int default_threads() {
+#ifdef _OPENMP
+    int procs = omp_get_num_procs();
+#else
+    int procs = 1;
+#endif
+    return std::max(1, std::min(4, procs));
+}
+
+std::atomic<int> g_threads{default_threads()};
+
+}  // namespace
+
+int fail(int status, const char* fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    std::vsnprintf(g_message, sizeof g_message, fmt, args);
+    va_end(args);
+    return status;
+}
+
+int ok() {
+    g_message[0] = '\0';
+    return BERT4J_OK;
+}
+
+int num_threads() { return g_threads.load(std::memory_order_relaxed); }
+
+int check_bias_gelu_args(const char* op, const void* x, const void* bias, const void* y,
+                         int64_t rows, int64_t cols, int64_t x_row_stride,
+                         int64_t y_row_stride, int approximate) {
+    const auto ll = [](int64_t v) { return static_cast<long long>(v); };
+    if (rows < 0)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: rows must be >= 0, got %lld", op, ll(rows));
+    if (cols < 0)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: cols must be >= 0, got %lld", op, ll(cols));
+    if (approximate != BERT4J_GELU_EXACT && approximate != BERT4J_GELU_TANH)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                    "%s: approximate must be 0 (exact erf GELU) or 1 (tanh GELU), got %d", op,
+                    approximate);
+    if (x_row_stride < cols)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                    "%s: x_row_stride must be >= cols (%lld) for x of shape [%lld, %lld], got %lld",
+                    op, ll(cols), ll(rows), ll(cols), ll(x_row_stride));
+    if (y_row_stride < cols)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                    "%s: y_row_stride must be >= cols (%lld) for y of shape [%lld, %lld], got %lld",
+                    op, ll(cols), ll(rows), ll(cols), ll(y_row_stride));
+    // The last element addressed is (rows - 1) * stride + cols - 1; it must fit int64.
+    const int64_t max = std::numeric_limits<int64_t>::max();
+    if (rows > 1 && (x_row_stride > (max - cols) / (rows - 1) ||
+                     y_row_stride > (max - cols) / (rows - 1)))
+        return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                    "%s: rows (%lld) * row stride (x %lld, y %lld) overflows int64", op, ll(rows),
+                    ll(x_row_stride), ll(y_row_stride));
+    if (rows == 0 || cols == 0) return BERT4J_OK;  // empty: pointers may be NULL
+    if (x == nullptr)
+        return fail(BERT4J_ERR_NULL_POINTER, "%s: x is NULL (expected [%lld, %lld] elements)",
+                    op, ll(rows), ll(cols));
+    if (bias == nullptr)
+        return fail(BERT4J_ERR_NULL_POINTER, "%s: bias is NULL (expected [%lld] elements)", op,
+                    ll(cols));
+    if (y == nullptr)
+        return fail(BERT4J_ERR_NULL_POINTER, "%s: y is NULL (expected [%lld, %lld] elements)",
+                    op, ll(rows), ll(cols));
+    return BERT4J_OK;
+}
+
+}  // namespace bert4j::detail
+
+extern "C" {
+
+const char* bert4j_last_error(void) { return bert4j::detail::g_message; }
+
+int bert4j_set_num_threads(int n) {
+    if (n < 1)
+        return bert4j::detail::fail(BERT4J_ERR_INVALID_ARGUMENT,
+                                    "bert4j_set_num_threads: n must be >= 1, got %d", n);
+    bert4j::detail::g_threads.store(n, std::memory_order_relaxed);
+    return bert4j::detail::ok();
+}
+
+int bert4j_get_num_threads(void) { return bert4j::detail::num_threads(); }
+
+}  // extern "C"

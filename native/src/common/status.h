@@ -1,0 +1,27 @@
+// Internal helpers shared by the CPU and CUDA entry points: the thread-local error
+// message behind bert4j_last_error() and the argument checks every entry point runs.
+#pragma once
+
+#include <cstdint>
+
+#include "bert4j_kernels.h"
+
+namespace bert4j::detail {
+
+// Records a printf-style message for bert4j_last_error() and returns `status`, so an
+// entry point can `return fail(BERT4J_ERR_..., "...")`.
+int fail(int status, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Resets the message to "" and returns BERT4J_OK.
+int ok();
+
+// Thread count requested through bert4j_set_num_threads (>= 1).
+int num_threads();
+
+// Checks shared by every bias+GELU entry point (CPU and CUDA). `op` prefixes the message.
+// Returns BERT4J_OK, or a failure already recorded with fail().
+int check_bias_gelu_args(const char* op, const void* x, const void* bias, const void* y,
+                         int64_t rows, int64_t cols, int64_t x_row_stride,
+                         int64_t y_row_stride, int approximate);
+
+}  // namespace bert4j::detail

@@ -1,0 +1,22 @@
+// Internal interface of the CPU bias+GELU launcher, for the entry point and the native
+// tests (which force each code path). Not part of the ABI.
+#pragma once
+
+#include <cstdint>
+
+namespace bert4j::cpu {
+
+enum class Isa { Scalar, Avx2Fma };
+
+// The best path this CPU supports (AVX2+FMA if present), unless the environment variable
+// BERT4J_CPU_ISA=scalar forces the portable path. Resolved once.
+Isa best_isa();
+bool isa_supported(Isa isa);
+
+// Launcher: no argument checks (the entry point did them). Splits rows over at most
+// `max_threads` OpenMP threads when the work is large enough to pay for a fork/join.
+void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows, int64_t cols,
+                      int64_t x_row_stride, int64_t y_row_stride, int approximate, Isa isa,
+                      int max_threads);
+
+}  // namespace bert4j::cpu
