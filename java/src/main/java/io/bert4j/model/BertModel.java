@@ -4,6 +4,8 @@ import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
 import io.bert4j.kernels.KernelMode;
+import io.bert4j.kernels.Kernels;
+import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
@@ -214,7 +216,7 @@ public final class BertModel implements AutoCloseable {
                 : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
         ctx = ctx.transpose(1, 2).reshape(b, s, (long) heads * d);                   // [B, S, H]
         Tensor attnOut = layerNorm(linear(ctx, pre + "attention.output.dense").add(h), pre + "attention.output.LayerNorm");
-        Tensor inter = activation(linear(attnOut, pre + "intermediate.dense"));     // [B, S, I]
+        Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [B, S, I]
         Tensor out = linear(inter, pre + "output.dense").add(attnOut);
         return layerNorm(out, pre + "output.LayerNorm");
     }
@@ -230,6 +232,20 @@ public final class BertModel implements AutoCloseable {
     private Tensor layerNorm(Tensor x, String module) {
         return torch.layer_norm(x, new long[]{config.hiddenSize()}, new TensorOptional(p(module + ".weight")),
                 new TensorOptional(p(module + ".bias")), config.layerNormEps(), false);
+    }
+
+    /**
+     * dense + activation. With fused kernels and no autograd recording, the bias add and GELU
+     * run as one native pass over the GEMM output; otherwise plain libtorch ops. (The fused
+     * backward comes with the kernels' autograd splice; until then training uses libtorch here.)
+     */
+    private Tensor intermediate(Tensor x, String module) {
+        boolean gelu = config.hiddenAct().startsWith("gelu");
+        if (kernels == KernelMode.FUSED && gelu && !GradMode.is_enabled()) {
+            Tensor y = torch.linear(x, p(module + ".weight"));                         // [B, S, I], no bias
+            return Kernels.biasGelu(y, p(module + ".bias"), !config.hiddenAct().equals("gelu"));
+        }
+        return activation(linear(x, module));
     }
 
     private Tensor activation(Tensor x) {
