@@ -30,6 +30,9 @@ import java.util.concurrent.Callable;
         description = "Print sentence embeddings as JSON lines: {\"text\": ..., \"embedding\": [...]}.")
 final class EmbedCommand implements Callable<Integer> {
 
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Parameters(arity = "0..*", paramLabel = "TEXT", description = "Texts to embed.")
     List<String> texts = new ArrayList<>();
 
@@ -74,14 +77,14 @@ final class EmbedCommand implements Callable<Integer> {
                 normalize, maxLength, batchSize);
         KernelMode mode = KernelMode.parse(kernels);
         try (Bert bert = model == null ? Bert.load(DefaultModel.ensure(), mode) : Bert.load(model, mode)) {
-            bert.warnings().forEach(w -> System.err.println("bert4j: note: " + w));
+            bert.warnings().forEach(w -> spec.commandLine().getErr().println("bert4j: note: " + w));
             float[][] vectors = bert.embed(all, options);
+            ByteArrayOutputStream buf = new ByteArrayOutputStream();
+            write(all, vectors, buf);
             if (output == null) {
-                write(all, vectors, System.out);
-                System.out.flush();
+                spec.commandLine().getOut().print(buf.toString(StandardCharsets.UTF_8));
+                spec.commandLine().getOut().flush();
             } else {
-                ByteArrayOutputStream buf = new ByteArrayOutputStream();
-                write(all, vectors, buf);
                 AtomicFiles.writeBytes(output, buf.toByteArray());
             }
         }

@@ -15,6 +15,9 @@ import java.util.concurrent.Callable;
                 + "(config.json, model.safetensors, tokenizer files, sentence-transformers pooling config).")
 final class ImportOnnxCommand implements Callable<Integer> {
 
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Option(names = "--onnx", required = true, paramLabel = "FILE", description = "The ONNX model (fp32).")
     Path onnx;
 
@@ -43,8 +46,9 @@ final class ImportOnnxCommand implements Callable<Integer> {
         SentenceTransformerConfig st = pooling == null ? null
                 : new SentenceTransformerConfig(Pooling.parse(pooling), normalize, maxSeqLength);
         OnnxImport.Result r = OnnxImport.importFolder(onnx, tokenizer, out, heads, st);
-        r.notes().forEach(n -> System.err.println("bert4j: " + n));
-        System.err.println("bert4j: wrote " + out + " (" + r.config().numHiddenLayers() + " layers, hidden "
+        java.io.PrintWriter err = spec.commandLine().getErr();
+        r.notes().forEach(n -> err.println("bert4j: " + n));
+        err.println("bert4j: wrote " + out + " (" + r.config().numHiddenLayers() + " layers, hidden "
                 + r.config().hiddenSize() + ", " + r.config().numAttentionHeads() + " heads)");
         return 0;
     }

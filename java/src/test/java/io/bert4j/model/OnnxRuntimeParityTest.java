@@ -215,6 +215,32 @@ class OnnxRuntimeParityTest {
                 mode, worstOrt, worstSelf);
     }
 
+    /** The whole embed pipeline (tokenize, encode, mean-pool over all tokens incl. [CLS]/[SEP], L2) vs ORT + the same pooling in plain Java. */
+    @Test
+    void sentenceEmbeddingsMatchOnnxRuntimePooledAsSentenceTransformersDoes() throws OrtException {
+        bert.model().setKernels(KernelMode.FUSED);
+        List<String> texts = texts().subList(0, 54); // the last one exceeds max_seq_length 256
+        float[][] ours = bert.embed(texts);
+        double worst = 0;
+        for (int i = 0; i < texts.size(); i++) {
+            Encoding e = bert.tokenizer().encode(texts.get(i));
+            float[][] h = ort(List.of(e))[0];
+            double[] mean = new double[h[0].length];
+            for (float[] row : h)
+                for (int k = 0; k < row.length; k++)
+                    mean[k] += row[k] / h.length;
+            double norm = 0;
+            for (double v : mean) norm += v * v;
+            norm = Math.sqrt(norm);
+            for (int k = 0; k < mean.length; k++) {
+                double d = Math.abs(mean[k] / norm - ours[i][k]);
+                worst = Math.max(worst, d);
+                assertTrue(d <= 1e-5, "text " + i + " dim " + k + ": " + d);
+            }
+        }
+        System.out.printf("parity embed (mean+normalize) vs ORT: %d texts, worst |diff| %.3g%n", texts.size(), worst);
+    }
+
     @Test
     void defaultModelHasTheExpectedArchitecture() {
         assertEquals(6, bert.config().numHiddenLayers());
