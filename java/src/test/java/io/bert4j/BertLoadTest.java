@@ -243,4 +243,69 @@ class BertLoadTest {
                 () -> bert.embed(List.of(t), EmbedOptions.DEFAULTS.withPooling(Pooling.POOLER)));
         assertTrue(e.getMessage().contains("no pooler"), e.getMessage());
     }
+
+    /** Pooler output against a plain-Java reference: tanh(W · h[CLS] + b), with seeded random pooler weights. */
+    @Test
+    void poolerOutputWhenTheCheckpointHasPoolerWeights(@TempDir Path tmp) throws IOException {
+        Path dir = copyModel(tmp.resolve("m"));
+        Map<String, HostTensor> w = new LinkedHashMap<>(SafeTensors.read(dir.resolve("model.safetensors")));
+        java.util.Random rnd = new java.util.Random(7);
+        float[] pw = new float[384 * 384];
+        float[] pb = new float[384];
+        for (int i = 0; i < pw.length; i++) pw[i] = (float) (rnd.nextGaussian() * 0.05);
+        for (int i = 0; i < pb.length; i++) pb[i] = (float) (rnd.nextGaussian() * 0.05);
+        w.put("pooler.dense.weight", HostTensor.ofFloats(pw, 384, 384));
+        w.put("pooler.dense.bias", HostTensor.ofFloats(pb, 384));
+        Path f = dir.resolve("p.safetensors");
+        SafeTensors.write(f, w, Map.of());
+        Files.move(f, dir.resolve("model.safetensors"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        try (Bert b = Bert.load(dir)) {
+            assertTrue(b.model().hasPooler());
+            String t = "I like eating apples.";
+            float[] cls = b.embed(List.of(t), EmbedOptions.DEFAULTS.withPooling(Pooling.CLS).withNormalize(false))[0];
+            float[] pooled = b.embed(List.of(t), EmbedOptions.DEFAULTS.withPooling(Pooling.POOLER).withNormalize(false))[0];
+            for (int o = 0; o < 384; o++) {
+                double acc = pb[o];
+                for (int i = 0; i < 384; i++) acc += (double) pw[o * 384 + i] * cls[i];
+                assertEquals(Math.tanh(acc), pooled[o], 1e-5, "pooler dim " + o);
+            }
+        }
+    }
+
+    /** hidden_act variants: the fused kernel and libtorch agree for exact and tanh GELU. */
+    @Test
+    void geluVariantsAgreeBetweenFusedAndTorchKernels(@TempDir Path tmp) throws IOException {
+        for (String act : List.of("gelu", "gelu_new", "gelu_pytorch_tanh")) {
+            Path dir = copyModel(tmp.resolve(act));
+            editConfig(dir, o -> o.put("hidden_act", act));
+            try (Bert fused = Bert.load(dir, io.bert4j.kernels.KernelMode.FUSED);
+                 Bert torch = Bert.load(dir, io.bert4j.kernels.KernelMode.TORCH)) {
+                float[][] a = fused.embed(TEXTS);
+                float[][] b = torch.embed(TEXTS);
+                for (int i = 0; i < TEXTS.size(); i++) {
+                    assertArrayEquals(b[i], a[i], 1e-5f, act + ", text " + i);
+                }
+                if (!act.equals("gelu")) {
+                    assertFalse(java.util.Arrays.equals(a[0], reference[0]), act + " must change the output");
+                }
+            }
+        }
+    }
+
+    @Test
+    void unsupportedConfigValuesAreNamed(@TempDir Path tmp) throws IOException {
+        Path dir = copyModel(tmp.resolve("m"));
+        editConfig(dir, o -> o.put("position_embedding_type", "relative_key"));
+        Bert4jException e = assertThrows(Bert4jException.class, () -> Bert.load(dir));
+        assertTrue(e.getMessage().contains("relative_key"), e.getMessage());
+        editConfig(dir, o -> { o.put("position_embedding_type", "absolute"); o.put("hidden_act", "mish"); });
+        e = assertThrows(Bert4jException.class, () -> Bert.load(dir));
+        assertTrue(e.getMessage().contains("mish"), e.getMessage());
+        editConfig(dir, o -> { o.put("hidden_act", "gelu"); o.put("num_attention_heads", 5); });
+        e = assertThrows(Bert4jException.class, () -> Bert.load(dir));
+        assertTrue(e.getMessage().contains("not a multiple"), e.getMessage());
+        editConfig(dir, o -> { o.put("num_attention_heads", 12); o.put("hidden_size", "384"); });
+        e = assertThrows(Bert4jException.class, () -> Bert.load(dir));
+        assertTrue(e.getMessage().contains("hidden_size must be an integer"), e.getMessage());
+    }
 }
