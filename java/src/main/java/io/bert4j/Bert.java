@@ -91,9 +91,6 @@ public final class Bert implements AutoCloseable {
         if (!unexpected.isEmpty()) {
             warnings.add("ignored " + unexpected.size() + " weight(s) that a BertModel does not use: " + abbreviate(unexpected));
         }
-        if (!hasPooler) {
-            warnings.add("the checkpoint has no pooler weights; pooler output is unavailable");
-        }
         BertTokenizer tokenizer = BertTokenizer.load(dir);
         try {
             if (tokenizer.vocabSize() > config.vocabSize()) {
@@ -159,7 +156,7 @@ public final class Bert implements AutoCloseable {
         return sentenceConfig;
     }
 
-    /** What loading noticed but did not fail on (ignored weights, a missing pooler). */
+    /** What loading noticed but did not fail on (weights a BertModel does not use). */
     public List<String> warnings() {
         return warnings;
     }
