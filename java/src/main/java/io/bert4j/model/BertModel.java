@@ -6,6 +6,7 @@ import io.bert4j.io.HostTensor;
 import io.bert4j.kernels.KernelMode;
 import io.bert4j.kernels.Kernels;
 import org.bytedeco.pytorch.GradMode;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
@@ -111,7 +112,9 @@ public final class BertModel implements AutoCloseable {
      */
     public static BertModel fromStateDict(BertConfig config, Map<String, HostTensor> weights, boolean withPooler) {
         Map<String, Tensor> params = new LinkedHashMap<>();
-        try {
+        // Conversion temporaries die with the scope; the parameters are retained past it and
+        // released by close().
+        try (PointerScope scope = new PointerScope()) {
             for (String name : parameterNames(config, withPooler)) {
                 HostTensor h = weights.get(name);
                 if (h == null) {

@@ -143,6 +143,26 @@ class EmbedCommandTest {
         assertEquals(2, badFlag.code());
     }
 
+    @Test
+    void corruptWeightsExitOneNamingTheFile(@TempDir Path tmp) throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("m"));
+        for (String f : List.of("config.json", "tokenizer.json")) {
+            Files.copy(model.resolve(f), dir.resolve(f));
+        }
+        byte[] header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}".getBytes(StandardCharsets.UTF_8);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 + header.length + 8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.putLong(header.length).put(header).putLong(0); // data section 8 bytes short of the declared 16
+        Files.write(dir.resolve("model.safetensors"), b.array());
+        Run r = run("embed", "--model", dir.toString(), "hello");
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().startsWith("bert4j: error: ") && r.err().contains("model.safetensors"), r.err());
+
+        Files.write(dir.resolve("model.safetensors"), new byte[]{1, 2, 3});
+        r = run("embed", "--model", dir.toString(), "hello");
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("model.safetensors"), r.err());
+    }
+
     /** A real process: bad input must end with exit status 1 and a message, never a JVM crash. */
     @Test
     void separateProcessExitsCleanlyOnBadInput(@TempDir Path tmp) throws Exception {
