@@ -76,6 +76,145 @@ BERT4J_API int bert4j_bias_gelu_forward_bf16_cuda(const uint16_t* x, const uint1
                                                   int64_t x_row_stride, int64_t y_row_stride,
                                                   int approximate, void* stream);
 
+
+/* d/dx of the op above: dx[r, c] = dy[r, c] * gelu'(x[r, c] + bias[c]) and, when dbias is not
+ * NULL, dbias[c] = sum over r of dx[r, c] (accumulated in double on CPU, written, not added).
+ * x is the forward's input before the bias (recomputed from, never saved as gelu's input).
+ * dx may alias dy (same stride). fp32, CPU. */
+BERT4J_API int bert4j_bias_gelu_backward_f32(const float* dy, const float* x, const float* bias,
+                                             float* dx, float* dbias, int64_t rows, int64_t cols,
+                                             int64_t dy_row_stride, int64_t x_row_stride,
+                                             int64_t dx_row_stride, int approximate);
+
+/* CUDA backward: the same contract; the bf16 variant reads dy, x, bias and writes dx as bf16
+ * bits, and writes dbias as fp32 (accumulated in fp32). */
+BERT4J_API int bert4j_bias_gelu_backward_f32_cuda(const float* dy, const float* x, const float* bias,
+                                                  float* dx, float* dbias, int64_t rows, int64_t cols,
+                                                  int64_t dy_row_stride, int64_t x_row_stride,
+                                                  int64_t dx_row_stride, int approximate, void* stream);
+BERT4J_API int bert4j_bias_gelu_backward_bf16_cuda(const uint16_t* dy, const uint16_t* x,
+                                                   const uint16_t* bias, uint16_t* dx, float* dbias,
+                                                   int64_t rows, int64_t cols, int64_t dy_row_stride,
+                                                   int64_t x_row_stride, int64_t dx_row_stride,
+                                                   int approximate, void* stream);
+
+/* ---- Dropout randomness ------------------------------------------------------------------
+ * Counter-based, so a backward pass regenerates the forward's mask from (seed, offset) instead
+ * of storing it, identically on CPU and CUDA. Element idx is kept iff
+ *     philox4x32_10(counter = {lo32(idx/4), hi32(idx/4), lo32(offset), hi32(offset)},
+ *                   key = {lo32(seed), hi32(seed)})[idx % 4]  >=  threshold(p)
+ * where threshold(p) = (uint32) min(2^32 - 1, floor(p * 2^32)). Kept values are scaled by
+ * 1 / (1 - p). Returns 1 (keep) or 0 (drop); p must be in [0, 1). */
+BERT4J_API int bert4j_dropout_keep(uint64_t seed, uint64_t offset, uint64_t idx, float p);
+
+/* ---- Fused multi-head attention ----------------------------------------------------------
+ * out[b,h,i,:] = sum_j P[b,h,i,j] v[b,h,j,:]  with
+ * P = dropout(softmax_j(scale * <q[b,h,i,:], k[b,h,j,:]> + mask[b,h,i,j])), j < key_len(b),
+ * key_len(b) = key_lengths[b] when key_lengths is not NULL (0 <= key_len <= seq_k), else seq_k.
+ * Computed tile by tile with an online softmax: no [seq_q x seq_k] matrix is materialised.
+ *
+ * Layout: q is [batch, heads, seq_q, head_dim], element (b,h,i,d) at
+ *   q[b*q_strides[0] + h*q_strides[1] + i*q_strides[2] + d]   (head_dim contiguous);
+ * k and v are [batch, heads, seq_k, head_dim] (k_strides, v_strides); out is like q
+ * (out_strides). Three strides per tensor (batch, head, seq) in elements, so both
+ * [B,H,S,D] tensors and [B,S,H,D] views of a projection output (or of a fused QKV
+ * [B,S,3,H,D] buffer) are accepted without copies.
+ * lse: [batch, heads, seq_q] contiguous fp32, the natural log-sum-exp of the scaled, masked
+ * scores of each query row (before dropout); written when not NULL; the backward needs it.
+ * A row with no visible key (key_len 0, or all mask values -inf) gets out = 0, lse = -inf.
+ * mask: optional additive fp32 mask, element (b,h,i,j) at
+ *   mask[b*mask_strides[0] + h*mask_strides[1] + i*mask_strides[2] + j]; strides may be 0
+ * to broadcast (a [B,1,1,Sk] padding mask has mask_strides = {Sk, 0, 0}). NULL = none.
+ * Dropout (dropout_p in [0, 1); 0 = off): element (b,h,i,j) uses
+ *   idx = ((b*heads + h)*seq_q + i)*seq_k + j  in bert4j_dropout_keep(seed, offset, idx, p).
+ */
+BERT4J_API int bert4j_attention_forward_f32(
+    const float* q, const float* k, const float* v, float* out, float* lse,
+    int64_t batch, int64_t heads, int64_t seq_q, int64_t seq_k, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides,
+    const int32_t* key_lengths, const float* mask, const int64_t* mask_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset);
+
+/* Gradients of the above: from dout (like out, dout_strides), the forward's out and lse, writes
+ * dq, dk, dv (overwritten, not accumulated; layouts dq/dk/dv_strides like q/k/v). Keys
+ * j >= key_len(b) get dk = dv = 0. Same mask, scale and dropout arguments as the forward. */
+BERT4J_API int bert4j_attention_backward_f32(
+    const float* q, const float* k, const float* v, const float* out, const float* dout,
+    const float* lse, float* dq, float* dk, float* dv,
+    int64_t batch, int64_t heads, int64_t seq_q, int64_t seq_k, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides, const int64_t* dout_strides,
+    const int64_t* dq_strides, const int64_t* dk_strides, const int64_t* dv_strides,
+    const int32_t* key_lengths, const float* mask, const int64_t* mask_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset);
+
+/* Variable-length (packed, padding-free) attention. Sequence s occupies tokens
+ * [cu_seqlens[s], cu_seqlens[s+1]) (cu_seqlens: num_seqs + 1 non-decreasing int32 values,
+ * cu_seqlens[0] = 0, cu_seqlens[num_seqs] = total_tokens, each length <= max_seqlen) of
+ * q, k, v, out: [total_tokens, heads, head_dim], element (t,h,d) at x[t*xs[0] + h*xs[1] + d]
+ * (two strides per tensor). A query attends to the keys of its own sequence only (self-attention
+ * within each sequence). lse: [heads, total_tokens] contiguous. Dropout index of (s, h, i, j):
+ *   idx = (h*total_tokens + cu_seqlens[s] + i)*max_seqlen + j. */
+BERT4J_API int bert4j_attention_varlen_forward_f32(
+    const float* q, const float* k, const float* v, float* out, float* lse,
+    const int32_t* cu_seqlens, int64_t num_seqs, int64_t total_tokens, int64_t max_seqlen,
+    int64_t heads, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset);
+
+BERT4J_API int bert4j_attention_varlen_backward_f32(
+    const float* q, const float* k, const float* v, const float* out, const float* dout,
+    const float* lse, float* dq, float* dk, float* dv,
+    const int32_t* cu_seqlens, int64_t num_seqs, int64_t total_tokens, int64_t max_seqlen,
+    int64_t heads, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides, const int64_t* dout_strides,
+    const int64_t* dq_strides, const int64_t* dk_strides, const int64_t* dv_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset);
+
+/* CUDA attention (libbert4j_kernels_cuda only): the same contracts on device pointers, for
+ * dtype BERT4J_DTYPE_F32 or BERT4J_DTYPE_BF16 (q, k, v, out, dout, dq, dk, dv in that type;
+ * lse and mask always fp32; accumulation in fp32), enqueued on `stream`. */
+enum bert4j_dtype { BERT4J_DTYPE_F32 = 0, BERT4J_DTYPE_BF16 = 1 };
+
+BERT4J_API int bert4j_attention_forward_cuda(
+    int dtype, const void* q, const void* k, const void* v, void* out, float* lse,
+    int64_t batch, int64_t heads, int64_t seq_q, int64_t seq_k, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides,
+    const int32_t* key_lengths, const float* mask, const int64_t* mask_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset, void* stream);
+
+BERT4J_API int bert4j_attention_backward_cuda(
+    int dtype, const void* q, const void* k, const void* v, const void* out, const void* dout,
+    const float* lse, void* dq, void* dk, void* dv,
+    int64_t batch, int64_t heads, int64_t seq_q, int64_t seq_k, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides, const int64_t* dout_strides,
+    const int64_t* dq_strides, const int64_t* dk_strides, const int64_t* dv_strides,
+    const int32_t* key_lengths, const float* mask, const int64_t* mask_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset, void* stream);
+
+BERT4J_API int bert4j_attention_varlen_forward_cuda(
+    int dtype, const void* q, const void* k, const void* v, void* out, float* lse,
+    const int32_t* cu_seqlens, int64_t num_seqs, int64_t total_tokens, int64_t max_seqlen,
+    int64_t heads, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset, void* stream);
+
+BERT4J_API int bert4j_attention_varlen_backward_cuda(
+    int dtype, const void* q, const void* k, const void* v, const void* out, const void* dout,
+    const float* lse, void* dq, void* dk, void* dv,
+    const int32_t* cu_seqlens, int64_t num_seqs, int64_t total_tokens, int64_t max_seqlen,
+    int64_t heads, int64_t head_dim,
+    const int64_t* q_strides, const int64_t* k_strides, const int64_t* v_strides,
+    const int64_t* out_strides, const int64_t* dout_strides,
+    const int64_t* dq_strides, const int64_t* dk_strides, const int64_t* dv_strides,
+    float scale, float dropout_p, uint64_t seed, uint64_t offset, void* stream);
+
 #ifdef __cplusplus
 }
 #endif
