@@ -412,7 +412,7 @@ def main():
                 "4·B·H·S²·D, backward 2.5x forward, so forward+backward 3.5x. Reference: PyTorch "
                 "`sdpa_kernel(SDPBackend.FLASH_ATTENTION)`; ratio = PyTorch time / bert4j time (> 1: bert4j faster). "
                 "bert4j forward+backward includes its rowsum, dQ and dK/dV passes and the scratch allocation.\n\n")
-        f.write("| B x H x S x D | bert4j fwd | flash fwd | ratio | bert4j fwd+bwd | flash fwd+bwd | ratio | max |out - flash| | bert4j host µs/fwd call |\n")
+        f.write("| B x H x S x D | bert4j fwd | flash fwd | ratio | bert4j fwd+bwd | flash fwd+bwd | ratio | max abs(out - flash) | bert4j host µs/fwd call |\n")
         f.write("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
         f.write("\n".join(bench_rows) + "\n")
         if failures:
