@@ -183,7 +183,8 @@ public final class Compare {
                 .append(loadAfter).append('\n');
         sb.append("- threads: ").append(threads).append(" (libtorch intra-op = bert4j kernels = ORT intra-op; ORT inter-op 1)\n");
         sb.append("- runtimes: bert4j on libtorch (JavaCPP pytorch ").append(version(org.bytedeco.pytorch.global.torch.class))
-                .append("), ONNX Runtime ").append(OrtReference.version()).append(" (CPU EP, ALL_OPT); JVM ")
+                .append("), ONNX Runtime ").append(OrtReference.version()).append(" (CPU EP, ALL_OPT, spin-wait "
+                + (OrtReference.spinning() ? "on" : "off") + "); OMP_WAIT_POLICY=" + System.getenv().getOrDefault("OMP_WAIT_POLICY", "(unset)") + "; JVM ")
                 .append(System.getProperty("java.vm.name")).append(' ').append(System.getProperty("java.version")).append('\n');
         sb.append("- text: ").append(Workloads.textSource()).append('\n');
         sb.append("- arguments: `").append(String.join(" ", args)).append("`; whole run ")

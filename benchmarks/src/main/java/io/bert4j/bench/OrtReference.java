@@ -40,6 +40,11 @@ public final class OrtReference implements AutoCloseable {
                 o.setInterOpNumThreads(1);
                 o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
                 o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+                if (!spinning()) {
+                    // ORT's workers spin-wait by default; off, they cannot steal a core from libtorch's
+                    // OpenMP team when both runtimes alternate in one process (Compare).
+                    o.addConfigEntry("session.intra_op.allow_spinning", "0");
+                }
                 session = env.createSession(readResource(), o);
             }
             if (!session.getOutputNames().contains(OUTPUT)) {
@@ -48,6 +53,11 @@ public final class OrtReference implements AutoCloseable {
         } catch (OrtException e) {
             throw new IllegalStateException("ONNX Runtime could not load " + RESOURCE + ": " + e.getMessage(), e);
         }
+    }
+
+    /** -Dbench.ort.spin=false turns ORT's spin-waiting workers off (default: ORT's default, on). */
+    public static boolean spinning() {
+        return !"false".equalsIgnoreCase(System.getProperty("bench.ort.spin", "true"));
     }
 
     private static byte[] readResource() {
