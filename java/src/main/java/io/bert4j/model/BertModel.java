@@ -37,6 +37,7 @@ public final class BertModel implements AutoCloseable {
     private final BertConfig config;
     private final Map<String, Tensor> params;
     private final boolean hasPooler;
+    private final FusedQkv[] qkvCache;
     private volatile KernelMode kernels = KernelMode.TORCH;
     private boolean closed;
 
@@ -44,6 +45,7 @@ public final class BertModel implements AutoCloseable {
         this.config = config;
         this.params = params;
         this.hasPooler = hasPooler;
+        this.qkvCache = new FusedQkv[config.numHiddenLayers()];
     }
 
     public BertConfig config() {
@@ -211,9 +213,12 @@ public final class BertModel implements AutoCloseable {
         String pre = "encoder.layer." + i + ".";
         int heads = config.numAttentionHeads();
         int d = config.headDim();
-        Tensor q = heads(linear(h, pre + "attention.self.query"), b, s, heads, d);   // [B, NH, S, D]
-        Tensor k = heads(linear(h, pre + "attention.self.key"), b, s, heads, d);
-        Tensor v = heads(linear(h, pre + "attention.self.value"), b, s, heads, d);
+        // One GEMM for the three projections: [B, S, 3H] viewed as [B, S, 3, NH, D].
+        Tensor[] wb = qkvWeights(i, pre + "attention.self.");
+        Tensor qkv = torch.linear(h, wb[0], new TensorOptional(wb[1])).view(b, s, 3, heads, d);
+        Tensor q = qkv.select(2, 0).transpose(1, 2);                                  // [B, NH, S, D]
+        Tensor k = qkv.select(2, 1).transpose(1, 2);
+        Tensor v = qkv.select(2, 2).transpose(1, 2);
         Tensor ctx = mask == null
                 ? torch.scaled_dot_product_attention(q, k, v)
                 : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
@@ -224,8 +229,54 @@ public final class BertModel implements AutoCloseable {
         return layerNorm(out, pre + "output.LayerNorm");
     }
 
-    private static Tensor heads(Tensor x, long b, long s, int heads, int d) {
-        return x.view(b, s, heads, d).transpose(1, 2);
+    /**
+     * The query, key and value weights stacked to [3H, H] and biases to [3H]. Without autograd the
+     * stack is cached per layer and rebuilt only when a parameter changes (its version counter or
+     * storage moves); with autograd it is a fresh torch.cat so gradients reach the three parameters.
+     */
+    private Tensor[] qkvWeights(int layer, String prefix) {
+        Tensor wq = p(prefix + "query.weight"), wk = p(prefix + "key.weight"), wv = p(prefix + "value.weight");
+        Tensor bq = p(prefix + "query.bias"), bk = p(prefix + "key.bias"), bv = p(prefix + "value.bias");
+        if (GradMode.is_enabled()) {
+            return new Tensor[]{cat(wq, wk, wv), cat(bq, bk, bv)};
+        }
+        long key = 17;
+        for (Tensor t : new Tensor[]{wq, wk, wv, bq, bk, bv}) {
+            key = key * 31 + t._version();
+            key = key * 31 + t.data_ptr().address();
+        }
+        FusedQkv cached = qkvCache[layer];
+        if (cached != null && cached.key == key) {
+            return cached.tensors;
+        }
+        synchronized (qkvCache) {
+            cached = qkvCache[layer];
+            if (cached != null && cached.key == key) {
+                return cached.tensors;
+            }
+            Tensor w, bias;
+            try (PointerScope scope = new PointerScope()) {
+                w = cat(wq, wk, wv);
+                bias = cat(bq, bk, bv);
+                w.retainReference();
+                bias.retainReference();
+            }
+            if (cached != null) {
+                // Parameters changed (training); inference running concurrently with an update is not supported.
+                cached.tensors[0].close();
+                cached.tensors[1].close();
+            }
+            qkvCache[layer] = new FusedQkv(key, new Tensor[]{w, bias});
+            return qkvCache[layer].tensors;
+        }
+    }
+
+    private static Tensor cat(Tensor a, Tensor b, Tensor c) {
+        org.bytedeco.pytorch.TensorVector v = new org.bytedeco.pytorch.TensorVector(a, b, c);
+        return torch.cat(v, 0);
+    }
+
+    private record FusedQkv(long key, Tensor[] tensors) {
     }
 
     private Tensor linear(Tensor x, String module) {
@@ -267,6 +318,12 @@ public final class BertModel implements AutoCloseable {
         if (!closed) {
             closed = true;
             params.values().forEach(Tensor::close);
+            for (FusedQkv c : qkvCache) {
+                if (c != null) {
+                    c.tensors()[0].close();
+                    c.tensors()[1].close();
+                }
+            }
         }
     }
 }
