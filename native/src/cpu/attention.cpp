@@ -24,6 +24,7 @@
 #include "attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -36,10 +37,6 @@
 #include "../common/status.h"
 #include "bert4j_kernels.h"
 #include "vec_avx2.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace bert4j::cpu {
 namespace {
@@ -55,6 +52,10 @@ constexpr int64_t kBwdBr = 64;
 constexpr int64_t kBwdBc = 64;
 
 inline int64_t round8(int64_t n) { return (n + 7) & ~int64_t{7}; }
+
+void grow(std::vector<float>& v, int64_t n) {
+    if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+}
 
 // ---- kernel layer: tile operations, portable scalar ---------------------------------------
 // Rows of S tiles are padded to a multiple of 8 with -inf (scores) or 0, so every op may run
@@ -322,6 +323,11 @@ Head resolve(const AttentionArgs& a, int64_t unit, int64_t h) {
         hd.drop_rs = static_cast<uint64_t>(a.seq_k);
         hd.mask = a.mask ? a.mask + unit * a.ms[0] + h * a.ms[1] : nullptr;
         hd.m_rs = a.ms[2];
+        // One mask row shared by all queries (a [B,1,1,Sk] padding mask): trailing -inf keys
+        // are invisible to every query, so treat them like keys beyond key_len and skip them
+        // (identical results: they would get P = 0, dk = dv = 0).
+        if (hd.mask && (hd.m_rs == 0 || a.seq_q == 1))
+            while (hd.lk > 0 && hd.mask[hd.lk - 1] == kNegInf) --hd.lk;
     }
     hd.q = a.q ? a.q + q0 : nullptr;
     hd.k = a.k ? a.k + k0 : nullptr;
@@ -472,44 +478,50 @@ void forward_impl(const AttentionArgs& a, int max_threads) {
     const int64_t D = a.head_dim, Dp = round8(D);
     const int64_t max_k = a.seq_k;  // dense: seq_k; varlen: max_seqlen
     const int64_t tiles = (max_k + kFwdBc - 1) / kFwdBc;
-    std::vector<FwdScratch> scratch(threads);  // allocated here: nothing throws in the region
-    for (auto& sc : scratch) {
-        sc.kt.resize(std::max<int64_t>(1, tiles * D * kFwdBc));
-        sc.vp.resize(std::max<int64_t>(1, max_k * Dp));
-        sc.s.resize(kFwdBr * kFwdBc);
-        sc.o.resize(kFwdBr * Dp);
-        sc.mf.resize(kFwdBc);
-        sc.m.resize(kFwdBr);
-        sc.l.resize(kFwdBr);
-    }
     const Dropout drop = make_dropout(a);
     const int64_t n = static_cast<int64_t>(items.size());
     // Static schedule over (unit, head, query block) in order: a thread's consecutive items
     // share a head, so its packed Kᵀ/V is reused. Varlen items differ in cost: dynamic.
     const bool dynamic = a.cu_seqlens != nullptr;
+    std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-#ifdef _OPENMP
-        FwdScratch& sc = scratch[omp_get_thread_num()];
-#else
-        FwdScratch& sc = scratch[0];
-#endif
+        // Per-thread scratch persists across calls (no page faults on every call) and only
+        // grows; an allocation failure is caught here and rethrown after the region.
+        thread_local FwdScratch sc;
+        bool ready = true;
+        try {
+            grow(sc.kt, tiles * D * kFwdBc);
+            grow(sc.vp, max_k * Dp);
+            grow(sc.s, kFwdBr * kFwdBc);
+            grow(sc.o, kFwdBr * Dp);
+            grow(sc.mf, kFwdBc);
+            grow(sc.m, kFwdBr);
+            grow(sc.l, kFwdBr);
+        } catch (...) {
+            ready = false;
+            failed = true;
+        }
+        sc.packed_unit = sc.packed_head = -1;  // new inputs: nothing packed yet
         if (dynamic) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t it = 0; it < n; ++it) {
                 const FwdItem& w = items[it];
-                forward_block<Ops>(a, resolve(a, w.unit, w.head), w.unit, w.head, w.i0, w.rows,
-                                   drop, sc);
+                if (ready)
+                    forward_block<Ops>(a, resolve(a, w.unit, w.head), w.unit, w.head, w.i0,
+                                       w.rows, drop, sc);
             }
         } else {
 #pragma omp for schedule(static)
             for (int64_t it = 0; it < n; ++it) {
                 const FwdItem& w = items[it];
-                forward_block<Ops>(a, resolve(a, w.unit, w.head), w.unit, w.head, w.i0, w.rows,
-                                   drop, sc);
+                if (ready)
+                    forward_block<Ops>(a, resolve(a, w.unit, w.head), w.unit, w.head, w.i0,
+                                       w.rows, drop, sc);
             }
         }
     }
+    if (failed) throw std::bad_alloc();
 }
 
 // Backward per-thread scratch.
@@ -628,21 +640,6 @@ void backward_impl(const AttentionArgs& a, int max_threads) {
     const int64_t all_rows = a.cu_seqlens ? a.heads * a.total_tokens : heads_total * max_q;
     std::vector<float> partial;
     if (chunks > 1) partial.resize(static_cast<size_t>(chunks * all_rows * D));
-    std::vector<BwdScratch> scratch(threads);
-    for (auto& sc : scratch) {
-        sc.qp.resize(std::max<int64_t>(1, max_q * Dp));
-        sc.dop.resize(std::max<int64_t>(1, max_q * Dp));
-        sc.di.resize(std::max<int64_t>(1, max_q));
-        sc.dqa.resize(std::max<int64_t>(1, max_q * Dp));
-        sc.kp.resize(kBwdBc * Dp);
-        sc.kt.resize(D * kBwdBc);
-        sc.vt.resize(D * kBwdBc);
-        sc.dka.resize(kBwdBc * Dp);
-        sc.dva.resize(kBwdBc * Dp);
-        sc.s.resize(kBwdBr * kBwdBc);
-        sc.dp.resize(kBwdBr * kBwdBc);
-        sc.mf.resize(kBwdBc);
-    }
     const Dropout drop = make_dropout(a);
     const int64_t n = static_cast<int64_t>(items.size());
     const bool dynamic = a.cu_seqlens != nullptr;
@@ -661,21 +658,39 @@ void backward_impl(const AttentionArgs& a, int max_threads) {
                 std::fill(hd.dv + j * hd.dv_rs, hd.dv + j * hd.dv_rs + D, 0.0f);
             }
     };
+    std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-#ifdef _OPENMP
-        BwdScratch& sc = scratch[omp_get_thread_num()];
-#else
-        BwdScratch& sc = scratch[0];
-#endif
+        thread_local BwdScratch sc;  // persists and grows, as in the forward
+        bool ready = true;
+        try {
+            grow(sc.qp, max_q * Dp);
+            grow(sc.dop, max_q * Dp);
+            grow(sc.di, max_q);
+            grow(sc.dqa, max_q * Dp);
+            grow(sc.kp, kBwdBc * Dp);
+            grow(sc.kt, D * kBwdBc);
+            grow(sc.vt, D * kBwdBc);
+            grow(sc.dka, kBwdBc * Dp);
+            grow(sc.dva, kBwdBc * Dp);
+            grow(sc.s, kBwdBr * kBwdBc);
+            grow(sc.dp, kBwdBr * kBwdBc);
+            grow(sc.mf, kBwdBc);
+        } catch (...) {
+            ready = false;
+            failed = true;
+        }
         if (dynamic) {
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t it = 0; it < n; ++it) run(items[it], sc);
+            for (int64_t it = 0; it < n; ++it)
+                if (ready) run(items[it], sc);
         } else {
 #pragma omp for schedule(static)
-            for (int64_t it = 0; it < n; ++it) run(items[it], sc);
+            for (int64_t it = 0; it < n; ++it)
+                if (ready) run(items[it], sc);
         }
     }
+    if (failed) throw std::bad_alloc();
     if (chunks > 1) {
         const int64_t nh = heads_total;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
