@@ -588,6 +588,22 @@ void test_bad_arguments() {
                                        1, 0, 0, 0) == BERT4J_OK,
           "seq 0: %s", bert4j_last_error());
 
+    // head_dim 0: nothing but lse, which is log(visible keys) (all scores are 0)
+    {
+        std::vector<float> l0(B * H * S, 1.0f);
+        CHECK(bert4j_attention_forward_f32(nullptr, nullptr, nullptr, nullptr, l0.data(), B, H, S, S, 0,
+                                           nullptr, nullptr, nullptr, nullptr, kl, nullptr, nullptr, 1,
+                                           0, 0, 0) == BERT4J_OK,
+              "head_dim 0: %s", bert4j_last_error());
+        CHECK(std::fabs(l0[0] - std::log(5.0f)) < 1e-6f && std::fabs(l0[H * S] - std::log(3.0f)) < 1e-6f,
+              "head_dim 0: lse %g %g", l0[0], l0[H * S]);
+        CHECK(bert4j_attention_backward_f32(nullptr, nullptr, nullptr, nullptr, nullptr, l0.data(), nullptr,
+                                            nullptr, nullptr, B, H, S, S, 0, nullptr, nullptr, nullptr,
+                                            nullptr, nullptr, nullptr, nullptr, nullptr, kl, nullptr,
+                                            nullptr, 1, 0, 0, 0) == BERT4J_OK,
+              "head_dim 0 backward: %s", bert4j_last_error());
+    }
+
     // backward
     const auto bwd = [&](const float* l, float* gq, const int64_t* dqs, const int64_t* dks) {
         return bert4j_attention_backward_f32(q.data(), k.data(), v.data(), out.data(), dout.data(), l,
