@@ -62,6 +62,17 @@ void grow(std::vector<float>& v, int64_t n) {
 // over the padded length.
 
 struct ScalarOps {
+    // dst[d * ld + j] = src[j * rs + d] for j < n, zero for n <= j < ld.
+    static void pack_transposed(float* dst, int64_t ld, const float* src, int64_t rs, int64_t n,
+                                int64_t D) {
+        for (int64_t d = 0; d < D; ++d) std::fill(dst + d * ld + n, dst + (d + 1) * ld, 0.0f);
+        constexpr int64_t kB = 16;  // small square blocks keep both sides in cache lines
+        for (int64_t j0 = 0; j0 < n; j0 += kB)
+            for (int64_t d0 = 0; d0 < D; d0 += kB)
+                for (int64_t j = j0; j < std::min(n, j0 + kB); ++j)
+                    for (int64_t d = d0; d < std::min(D, d0 + kB); ++d)
+                        dst[d * ld + j] = src[j * rs + d];
+    }
     // C[M x N] (+)= A B; A(r, k) = A[r*ars + k*aks]; B row-major (ldb); N a multiple of 8.
     static void gemm(float* C, int64_t ldc, const float* A, int64_t ars, int64_t aks,
                      const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, bool acc) {
@@ -159,6 +170,39 @@ BERT4J_AVX2_FN inline void micro_rows(int64_t mr, float* C, int64_t ldc, const f
 }
 
 struct Avx2Ops {
+    // As ScalarOps::pack_transposed, with 8x8 register transposes for the full blocks.
+    BERT4J_AVX2_FN static void pack_transposed(float* dst, int64_t ld, const float* src, int64_t rs,
+                                               int64_t n, int64_t D) {
+        const int64_t n8 = n & ~int64_t{7}, d8 = D & ~int64_t{7};
+        for (int64_t j = 0; j < n8; j += 8) {
+            for (int64_t d = 0; d < d8; d += 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (j + i) * rs + d);
+                const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                float* o = dst + d * ld + j;
+                _mm256_storeu_ps(o + 0 * ld, _mm256_permute2f128_ps(s0, s4, 0x20));
+                _mm256_storeu_ps(o + 1 * ld, _mm256_permute2f128_ps(s1, s5, 0x20));
+                _mm256_storeu_ps(o + 2 * ld, _mm256_permute2f128_ps(s2, s6, 0x20));
+                _mm256_storeu_ps(o + 3 * ld, _mm256_permute2f128_ps(s3, s7, 0x20));
+                _mm256_storeu_ps(o + 4 * ld, _mm256_permute2f128_ps(s0, s4, 0x31));
+                _mm256_storeu_ps(o + 5 * ld, _mm256_permute2f128_ps(s1, s5, 0x31));
+                _mm256_storeu_ps(o + 6 * ld, _mm256_permute2f128_ps(s2, s6, 0x31));
+                _mm256_storeu_ps(o + 7 * ld, _mm256_permute2f128_ps(s3, s7, 0x31));
+            }
+            for (int64_t d = d8; d < D; ++d)
+                for (int64_t i = 0; i < 8; ++i) dst[d * ld + j + i] = src[(j + i) * rs + d];
+        }
+        for (int64_t j = n8; j < n; ++j)
+            for (int64_t d = 0; d < D; ++d) dst[d * ld + j] = src[j * rs + d];
+        for (int64_t d = 0; d < D; ++d) std::fill(dst + d * ld + n, dst + (d + 1) * ld, 0.0f);
+    }
     BERT4J_AVX2_FN static void gemm(float* C, int64_t ldc, const float* A, int64_t ars,
                                     int64_t aks, const float* B, int64_t ldb, int64_t M,
                                     int64_t N, int64_t K, bool acc) {
@@ -366,17 +410,6 @@ void pack_rows(float* dst, int64_t ld, const float* src, int64_t rs, int64_t n, 
     }
 }
 
-// dst[d * ld + j] = src[j * rs + d] for j < n, zero for n <= j < ld.
-void pack_transposed(float* dst, int64_t ld, const float* src, int64_t rs, int64_t n, int64_t D) {
-    for (int64_t d = 0; d < D; ++d) std::fill(dst + d * ld + n, dst + (d + 1) * ld, 0.0f);
-    constexpr int64_t kB = 16;  // small square blocks keep both sides in cache lines
-    for (int64_t j0 = 0; j0 < n; j0 += kB)
-        for (int64_t d0 = 0; d0 < D; d0 += kB)
-            for (int64_t j = j0; j < std::min(n, j0 + kB); ++j)
-                for (int64_t d = d0; d < std::min(D, d0 + kB); ++d)
-                    dst[d * ld + j] = src[j * rs + d];
-}
-
 // Forward per-thread scratch.
 struct FwdScratch {
     std::vector<float> kt;  // key tiles, tile t at t*D*kFwdBc: [D x kFwdBc] (Kᵀ)
@@ -398,7 +431,7 @@ void forward_block(const AttentionArgs& a, const Head& hd, int64_t unit, int64_t
     const int64_t D = a.head_dim, Dp = round8(D), lk = hd.lk;
     if (sc.packed_unit != unit || sc.packed_head != h) {
         for (int64_t j0 = 0, t = 0; j0 < lk; j0 += kFwdBc, ++t)
-            pack_transposed(sc.kt.data() + t * D * kFwdBc, kFwdBc, hd.k + j0 * hd.k_rs, hd.k_rs,
+            Ops::pack_transposed(sc.kt.data() + t * D * kFwdBc, kFwdBc, hd.k + j0 * hd.k_rs, hd.k_rs,
                             std::min(kFwdBc, lk - j0), D);
         pack_rows(sc.vp.data(), Dp, hd.v, hd.v_rs, lk, D);
         sc.packed_unit = unit;
@@ -480,9 +513,11 @@ void forward_impl(const AttentionArgs& a, int max_threads) {
     const int64_t tiles = (max_k + kFwdBc - 1) / kFwdBc;
     const Dropout drop = make_dropout(a);
     const int64_t n = static_cast<int64_t>(items.size());
-    // Static schedule over (unit, head, query block) in order: a thread's consecutive items
-    // share a head, so its packed Kᵀ/V is reused. Varlen items differ in cost: dynamic.
+    // Dense: dynamic chunks of one head's query blocks (items are in head order), so a thread
+    // packs Kᵀ/V once per head, and a thread the OS deschedules (a shared machine) does not
+    // hold up the others the way a static split would. Varlen items differ in cost: chunks of 1.
     const bool dynamic = a.cu_seqlens != nullptr;
+    const int chunk = static_cast<int>((a.seq_q + kFwdBr - 1) / kFwdBr);
     std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -512,7 +547,7 @@ void forward_impl(const AttentionArgs& a, int max_threads) {
                                        w.rows, drop, sc);
             }
         } else {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, chunk)
             for (int64_t it = 0; it < n; ++it) {
                 const FwdItem& w = items[it];
                 if (ready)
@@ -561,8 +596,8 @@ void backward_chunk(const AttentionArgs& a, const Head& hd, int64_t kb0, int64_t
     for (int64_t kb = kb0; kb < kb1; ++kb) {
         const int64_t j0 = kb * kBwdBc, nc = std::min(kBwdBc, hd.lk - j0), ncp = round8(nc);
         pack_rows(sc.kp.data(), Dp, hd.k + j0 * hd.k_rs, hd.k_rs, nc, D);
-        pack_transposed(sc.kt.data(), ncp, hd.k + j0 * hd.k_rs, hd.k_rs, nc, D);
-        pack_transposed(sc.vt.data(), ncp, hd.v + j0 * hd.v_rs, hd.v_rs, nc, D);
+        Ops::pack_transposed(sc.kt.data(), ncp, hd.k + j0 * hd.k_rs, hd.k_rs, nc, D);
+        Ops::pack_transposed(sc.vt.data(), ncp, hd.v + j0 * hd.v_rs, hd.v_rs, nc, D);
         float* dka = sc.dka.data();
         float* dva = sc.dva.data();
         std::fill(dka, dka + nc * Dp, 0.0f);
@@ -642,7 +677,6 @@ void backward_impl(const AttentionArgs& a, int max_threads) {
     if (chunks > 1) partial.resize(static_cast<size_t>(chunks * all_rows * D));
     const Dropout drop = make_dropout(a);
     const int64_t n = static_cast<int64_t>(items.size());
-    const bool dynamic = a.cu_seqlens != nullptr;
     const auto run = [&](const BwdItem& w, BwdScratch& sc) {
         const Head hd = resolve(a, w.unit, w.head);
         const int64_t nkb = (hd.lk + kBwdBc - 1) / kBwdBc;
@@ -680,15 +714,10 @@ void backward_impl(const AttentionArgs& a, int max_threads) {
             ready = false;
             failed = true;
         }
-        if (dynamic) {
+        // Items are whole heads (or key chunks of one): dynamic, for the reason in the forward.
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t it = 0; it < n; ++it)
-                if (ready) run(items[it], sc);
-        } else {
-#pragma omp for schedule(static)
-            for (int64_t it = 0; it < n; ++it)
-                if (ready) run(items[it], sc);
-        }
+        for (int64_t it = 0; it < n; ++it)
+            if (ready) run(items[it], sc);
     }
     if (failed) throw std::bad_alloc();
     if (chunks > 1) {
