@@ -104,7 +104,8 @@ BERT4J_API int bert4j_bias_gelu_backward_bf16_cuda(const uint16_t* dy, const uin
  *     philox4x32_10(counter = {lo32(idx/4), hi32(idx/4), lo32(offset), hi32(offset)},
  *                   key = {lo32(seed), hi32(seed)})[idx % 4]  >=  threshold(p)
  * where threshold(p) = (uint32) min(2^32 - 1, floor(p * 2^32)). Kept values are scaled by
- * 1 / (1 - p). Returns 1 (keep) or 0 (drop); p must be in [0, 1). */
+ * 1 / (1 - p). Returns 1 (keep) or 0 (drop); p must be in [0, 1) (outside, p is clamped to
+ * [0, 1] and NaN drops; this function never fails and leaves bert4j_last_error() alone). */
 BERT4J_API int bert4j_dropout_keep(uint64_t seed, uint64_t offset, uint64_t idx, float p);
 
 /* ---- Fused multi-head attention ----------------------------------------------------------
@@ -127,6 +128,13 @@ BERT4J_API int bert4j_dropout_keep(uint64_t seed, uint64_t offset, uint64_t idx,
  * to broadcast (a [B,1,1,Sk] padding mask has mask_strides = {Sk, 0, 0}). NULL = none.
  * Dropout (dropout_p in [0, 1); 0 = off): element (b,h,i,j) uses
  *   idx = ((b*heads + h)*seq_q + i)*seq_k + j  in bert4j_dropout_keep(seed, offset, idx, p).
+ * Clarifications (added with the CPU implementation; they only pin down cases the text above
+ * left open): strides must be >= 0; outputs (out, dq, dk, dv) must not have overlapping
+ * elements (checked: each written concurrently) nor overlap any input (not checked); inputs may
+ * overlap or broadcast (stride 0). scale must be finite. mask_strides are ignored when mask is
+ * NULL. head_dim may be 0 (then only lse is computed: the log of the visible key count plus the
+ * mask). Empty problems (batch, heads or seq_q 0) are no-ops; with seq_k 0 every row is fully
+ * masked. lse is required by the backward (non-NULL when batch*heads*seq_q > 0).
  */
 BERT4J_API int bert4j_attention_forward_f32(
     const float* q, const float* k, const float* v, float* out, float* lse,

@@ -45,4 +45,61 @@ public final class NativeKernels {
             @Cast("const float*") Pointer x, @Cast("const float*") Pointer bias,
             @Cast("float*") Pointer y, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("int64_t") long xRowStride, @Cast("int64_t") long yRowStride, int approximate);
+
+    // ---- dropout randomness and fused attention (CPU, fp32) --------------------------------
+    // Strides are passed as long[] (3 per tensor dense: batch, head, seq; 2 varlen: token,
+    // head), head_dim contiguous; see bert4j_kernels.h for the full contract.
+
+    public static native int bert4j_dropout_keep(@Cast("uint64_t") long seed,
+            @Cast("uint64_t") long offset, @Cast("uint64_t") long idx, float p);
+
+    public static native int bert4j_attention_forward_f32(
+            @Cast("const float*") Pointer q, @Cast("const float*") Pointer k,
+            @Cast("const float*") Pointer v, @Cast("float*") Pointer out, @Cast("float*") Pointer lse,
+            @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long seqQ,
+            @Cast("int64_t") long seqK, @Cast("int64_t") long headDim,
+            @Cast("const int64_t*") long[] qStrides, @Cast("const int64_t*") long[] kStrides,
+            @Cast("const int64_t*") long[] vStrides, @Cast("const int64_t*") long[] outStrides,
+            @Cast("const int32_t*") Pointer keyLengths, @Cast("const float*") Pointer mask,
+            @Cast("const int64_t*") long[] maskStrides, float scale, float dropoutP,
+            @Cast("uint64_t") long seed, @Cast("uint64_t") long offset);
+
+    public static native int bert4j_attention_backward_f32(
+            @Cast("const float*") Pointer q, @Cast("const float*") Pointer k,
+            @Cast("const float*") Pointer v, @Cast("const float*") Pointer out,
+            @Cast("const float*") Pointer dout, @Cast("const float*") Pointer lse,
+            @Cast("float*") Pointer dq, @Cast("float*") Pointer dk, @Cast("float*") Pointer dv,
+            @Cast("int64_t") long batch, @Cast("int64_t") long heads, @Cast("int64_t") long seqQ,
+            @Cast("int64_t") long seqK, @Cast("int64_t") long headDim,
+            @Cast("const int64_t*") long[] qStrides, @Cast("const int64_t*") long[] kStrides,
+            @Cast("const int64_t*") long[] vStrides, @Cast("const int64_t*") long[] outStrides,
+            @Cast("const int64_t*") long[] doutStrides, @Cast("const int64_t*") long[] dqStrides,
+            @Cast("const int64_t*") long[] dkStrides, @Cast("const int64_t*") long[] dvStrides,
+            @Cast("const int32_t*") Pointer keyLengths, @Cast("const float*") Pointer mask,
+            @Cast("const int64_t*") long[] maskStrides, float scale, float dropoutP,
+            @Cast("uint64_t") long seed, @Cast("uint64_t") long offset);
+
+    public static native int bert4j_attention_varlen_forward_f32(
+            @Cast("const float*") Pointer q, @Cast("const float*") Pointer k,
+            @Cast("const float*") Pointer v, @Cast("float*") Pointer out, @Cast("float*") Pointer lse,
+            @Cast("const int32_t*") Pointer cuSeqlens, @Cast("int64_t") long numSeqs,
+            @Cast("int64_t") long totalTokens, @Cast("int64_t") long maxSeqlen,
+            @Cast("int64_t") long heads, @Cast("int64_t") long headDim,
+            @Cast("const int64_t*") long[] qStrides, @Cast("const int64_t*") long[] kStrides,
+            @Cast("const int64_t*") long[] vStrides, @Cast("const int64_t*") long[] outStrides,
+            float scale, float dropoutP, @Cast("uint64_t") long seed, @Cast("uint64_t") long offset);
+
+    public static native int bert4j_attention_varlen_backward_f32(
+            @Cast("const float*") Pointer q, @Cast("const float*") Pointer k,
+            @Cast("const float*") Pointer v, @Cast("const float*") Pointer out,
+            @Cast("const float*") Pointer dout, @Cast("const float*") Pointer lse,
+            @Cast("float*") Pointer dq, @Cast("float*") Pointer dk, @Cast("float*") Pointer dv,
+            @Cast("const int32_t*") Pointer cuSeqlens, @Cast("int64_t") long numSeqs,
+            @Cast("int64_t") long totalTokens, @Cast("int64_t") long maxSeqlen,
+            @Cast("int64_t") long heads, @Cast("int64_t") long headDim,
+            @Cast("const int64_t*") long[] qStrides, @Cast("const int64_t*") long[] kStrides,
+            @Cast("const int64_t*") long[] vStrides, @Cast("const int64_t*") long[] outStrides,
+            @Cast("const int64_t*") long[] doutStrides, @Cast("const int64_t*") long[] dqStrides,
+            @Cast("const int64_t*") long[] dkStrides, @Cast("const int64_t*") long[] dvStrides,
+            float scale, float dropoutP, @Cast("uint64_t") long seed, @Cast("uint64_t") long offset);
 }
