@@ -4,6 +4,7 @@ import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
 import io.bert4j.kernels.KernelMode;
+import io.bert4j.kernels.Attention;
 import io.bert4j.kernels.Kernels;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.javacpp.PointerScope;
@@ -219,14 +220,32 @@ public final class BertModel implements AutoCloseable {
         Tensor q = qkv.select(2, 0).transpose(1, 2);                                  // [B, NH, S, D]
         Tensor k = qkv.select(2, 1).transpose(1, 2);
         Tensor v = qkv.select(2, 2).transpose(1, 2);
-        Tensor ctx = mask == null
-                ? torch.scaled_dot_product_attention(q, k, v)
-                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
-        ctx = ctx.transpose(1, 2).reshape(b, s, (long) heads * d);                   // [B, S, H]
+        Tensor ctx = attention(q, k, v, mask).transpose(1, 2).reshape(b, s, (long) heads * d); // [B, S, H]
         Tensor attnOut = layerNorm(linear(ctx, pre + "attention.output.dense").add(h), pre + "attention.output.LayerNorm");
         Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [B, S, I]
         Tensor out = linear(inter, pre + "output.dense").add(attnOut);
         return layerNorm(out, pre + "output.LayerNorm");
+    }
+
+    /**
+     * softmax(q kᵀ / sqrt(d) + mask) v → [B, NH, S, D]. With fused kernels and no autograd
+     * recording, bert4j's tiled attention kernel runs on the strided q/k/v views of the QKV
+     * projection (no copies, no [S × S] matrix); otherwise libtorch's scaled_dot_product_attention.
+     *
+     * @param mask [B, 1, 1, S] boolean, true = attend; or null
+     */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask) {
+        if (kernels == KernelMode.FUSED && !GradMode.is_enabled()) {
+            Tensor additive = null;
+            if (mask != null) {
+                additive = torch.zeros(Tensors.shape(mask), Tensors.options(torch.ScalarType.Float))
+                        .masked_fill(mask.logical_not(), new Scalar(Float.NEGATIVE_INFINITY));  // [B, 1, 1, S]
+            }
+            return Attention.forward(q, k, v, null, additive, 1.0 / Math.sqrt(q.size(3)), 0.0, 0, 0).out();
+        }
+        return mask == null
+                ? torch.scaled_dot_product_attention(q, k, v)
+                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
     }
 
     /**
