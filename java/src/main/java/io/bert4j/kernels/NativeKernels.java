@@ -45,4 +45,11 @@ public final class NativeKernels {
             @Cast("const float*") Pointer x, @Cast("const float*") Pointer bias,
             @Cast("float*") Pointer y, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("int64_t") long xRowStride, @Cast("int64_t") long yRowStride, int approximate);
+
+    public static native int bert4j_bias_gelu_backward_f32(
+            @Cast("const float*") Pointer dy, @Cast("const float*") Pointer x,
+            @Cast("const float*") Pointer bias, @Cast("float*") Pointer dx,
+            @Cast("float*") Pointer dbias, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
+            @Cast("int64_t") long dyRowStride, @Cast("int64_t") long xRowStride,
+            @Cast("int64_t") long dxRowStride, int approximate);
 }
