@@ -4,8 +4,7 @@ import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
 import io.bert4j.kernels.KernelMode;
-import io.bert4j.kernels.Kernels;
-import org.bytedeco.pytorch.GradMode;
+import io.bert4j.kernels.FusedOps;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -154,6 +153,14 @@ public final class BertModel implements AutoCloseable {
         return Collections.unmodifiableMap(params);
     }
 
+    /**
+     * Makes every parameter trainable ({@code requires_grad}) or frozen. Parameters are leaves,
+     * so {@code loss.backward()} accumulates into their {@code grad()}.
+     */
+    public void setTrainable(boolean trainable) {
+        params.values().forEach(t -> t.requires_grad_(trainable));
+    }
+
     private Tensor p(String name) {
         Tensor t = params.get(name);
         if (t == null) {
@@ -214,9 +221,7 @@ public final class BertModel implements AutoCloseable {
         Tensor q = heads(linear(h, pre + "attention.self.query"), b, s, heads, d);   // [B, NH, S, D]
         Tensor k = heads(linear(h, pre + "attention.self.key"), b, s, heads, d);
         Tensor v = heads(linear(h, pre + "attention.self.value"), b, s, heads, d);
-        Tensor ctx = mask == null
-                ? torch.scaled_dot_product_attention(q, k, v)
-                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
+        Tensor ctx = attention(q, k, v, mask);                                       // [B, NH, S, D]
         ctx = ctx.transpose(1, 2).reshape(b, s, (long) heads * d);                   // [B, S, H]
         Tensor attnOut = layerNorm(linear(ctx, pre + "attention.output.dense").add(h), pre + "attention.output.LayerNorm");
         Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [B, S, I]
@@ -238,15 +243,29 @@ public final class BertModel implements AutoCloseable {
     }
 
     /**
-     * dense + activation. With fused kernels and no autograd recording, the bias add and GELU
-     * run as one native pass over the GEMM output; otherwise plain libtorch ops. (The fused
-     * backward comes with the kernels' autograd splice; until then training uses libtorch here.)
+     * Scaled dot-product attention over [B, NH, S, D] heads with an optional [B, 1, 1, S]
+     * boolean mask (true = attend). The seam for the fused attention kernel: in FUSED mode this
+     * is where {@code FusedOps.attention} (native forward and backward, spliced into autograd
+     * like {@link FusedOps#biasGelu}) will replace libtorch's SDPA; for now both modes use SDPA.
+     */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask) {
+        return mask == null
+                ? torch.scaled_dot_product_attention(q, k, v)
+                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
+    }
+
+    /**
+     * dense + activation. With fused kernels (CPU, float32, GELU) the bias add and GELU run as
+     * one native pass over the GEMM output, in training too: {@link FusedOps#biasGelu} splices
+     * the native backward into autograd when grad mode is on and a parameter requires grad,
+     * and is the plain native forward otherwise. Else plain libtorch ops.
      */
     private Tensor intermediate(Tensor x, String module) {
         boolean gelu = config.hiddenAct().startsWith("gelu");
-        if (kernels == KernelMode.FUSED && gelu && !GradMode.is_enabled()) {
+        Tensor bias = p(module + ".bias");
+        if (kernels == KernelMode.FUSED && gelu && x.is_cpu() && bias.dtype().isScalarType(torch.ScalarType.Float)) {
             Tensor y = torch.linear(x, p(module + ".weight"));                         // [B, S, I], no bias
-            return Kernels.biasGelu(y, p(module + ".bias"), !config.hiddenAct().equals("gelu"));
+            return FusedOps.biasGelu(y, bias, !config.hiddenAct().equals("gelu"));
         }
         return activation(linear(x, module));
     }
