@@ -155,7 +155,7 @@ void test_bad_arguments() {
                   BERT4J_ERR_NULL_POINTER, "bert4j_bias_gelu_backward_f32_cuda: dy is NULL (expected [2, 4]");
     expect_reject("gelu bwd dx stride",
                   bert4j_bias_gelu_backward_f32_cuda(f, f, f, f, f, 2, 4, 4, 4, 3, 0, nullptr),
-                  BERT4J_ERR_INVALID_ARGUMENT, "dx_row_stride must be >= cols (4), got 3");
+                  BERT4J_ERR_INVALID_ARGUMENT, "dx_row_stride must be >= cols (4)");
     uint16_t h[16] = {};
     expect_reject("gelu bwd approximate",
                   bert4j_bias_gelu_backward_bf16_cuda(h, h, h, h, f, 2, 4, 4, 4, 4, 9, nullptr),

@@ -1,6 +1,6 @@
-// CPU bias+GELU against a float64 reference: both code paths (scalar, AVX2+FMA), both
-// GELU variants, awkward sizes, padded strides, threads, the far tails, and every
-// argument the entry point must reject.
+// CPU bias+GELU, forward and backward, against a float64 reference: both code paths
+// (scalar, AVX2+FMA), both GELU variants, awkward sizes, padded strides, threads, the far
+// tails, and every argument the entry points must reject.
 //
 // Reference: h = x + bias summed in fp32 exactly as the kernel does (an IEEE add), then
 // gelu(h) in double. That isolates the kernel's own GELU error from the rounding of the
@@ -15,6 +15,19 @@
 //    is amplified by |2u| through exp (relative ~1e-6 at h = -4, ~1e-5 at h = -10, where
 //    |gelu| < 1e-9), the same sensitivity any fp32 evaluation of u has.
 // The measured maxima are printed so the README numbers can be checked.
+//
+// Backward (dx = dy * gelu'(h), dbias = column sums of dx): gelu'(h) is a sum of two terms
+// of opposite sign for h < 0 (it crosses zero at h ~ -0.75), so its error is stated against
+// the size of the terms, cond(h) = |first term| + |second term| (Phi(h) + |h| phi(h) for
+// exact, s + |2 h s (1-s) u'| for tanh), not against the (possibly zero) result:
+//   |dx - dy g'(h)| <= rtol |dy| cond(h) + atol |dy|
+//  - scalar: rtol = 1.2e-7 (double math, rounded once), atol = 1e-37.
+//  - AVX2 exact: rtol = 1e-6 (the same erfc fit and exp as the forward), atol = 1.2e-36
+//    (gelu' is flushed to 0 for h < -13, where it is above -1.1e-36).
+//  - AVX2 tanh: rtol = 1e-6, atol = 1e-9 (as the forward: u's rounding amplified by |2u|).
+// dbias: (1) within 1 fp32 rounding (+1e-12 relative to sum |dx|) of the float64 sum of
+// the kernel's own dx, i.e. the reduction loses nothing; (2) against the float64 reference,
+// within rtol * sum_r |dy| cond(h) + 1.2e-7 |ref| (each term's error, plus the final rounding).
 
 #include <cinttypes>
 #include <cmath>
@@ -37,6 +50,36 @@ double ref_gelu(float h, int approximate) {
     const double u = std::sqrt(2.0 / M_PI) * (d + 0.044715 * d * d * d);
     // 0.5 d (1 + tanh u) without the cancellation of 1 + tanh(u) for u << 0.
     return d / (1.0 + std::exp(-2.0 * u));
+}
+
+// gelu'(h) and the size of its terms, from an independent formulation (std::tanh / erfc).
+struct GradRef {
+    double value;
+    double cond;
+};
+
+GradRef ref_gelu_grad(float h, int approximate) {
+    const double d = h;
+    if (approximate == BERT4J_GELU_EXACT) {
+        const double cdf = 0.5 * std::erfc(-d / std::sqrt(2.0));
+        const double pdf_term = d * std::exp(-0.5 * d * d) / std::sqrt(2.0 * M_PI);
+        return {cdf + pdf_term, std::fabs(cdf) + std::fabs(pdf_term)};
+    }
+    const double k = std::sqrt(2.0 / M_PI);
+    const double u = k * (d + 0.044715 * d * d * d);
+    const double th = std::tanh(u);
+    // 0.5 (1 + tanh u) without cancellation for u << 0.
+    const double first = u >= 0 ? 0.5 * (1.0 + th) : std::exp(2.0 * u) / (1.0 + std::exp(2.0 * u));
+    const double sech2 = 1.0 / (std::cosh(u) * std::cosh(u));
+    const double second = 0.5 * d * sech2 * k * (1.0 + 3.0 * 0.044715 * d * d);
+    return {first + second, std::fabs(first) + std::fabs(second)};
+}
+
+double grad_rtol(Isa isa) { return isa == Isa::Scalar ? 1.2e-7 : 1e-6; }
+double grad_atol(Isa isa, int approximate) {
+    if (isa == Isa::Scalar) return 1e-37;
+    // AVX2 exact flushes gelu' to 0 for h < -13, where |gelu'(h)| < 1.1e-36.
+    return approximate == BERT4J_GELU_TANH ? 1e-9 : 1.2e-36;
 }
 
 struct ErrStats {
@@ -219,6 +262,228 @@ void test_bad_arguments() {
     bert4j_set_num_threads(before);
 }
 
+
+// ---- backward ---------------------------------------------------------------------------
+
+struct GradStats {
+    double max_err_over_cond = 0;  // max |dx - dy g'| / (|dy| cond)
+    double worst_h = 0;
+    double max_dbias_rel = 0;      // max |dbias - ref| / sum_r |dy| cond
+};
+
+// One backward case with a forced path: dx per element, dbias against the float64 sum of
+// the kernel's dx and against the float64 reference. `alias` runs it in place (dx == dy).
+void run_backward_case(Isa isa, int approximate, int64_t rows, int64_t cols, int64_t dypad,
+                       int64_t xpad, int64_t dxpad, bool alias, bool with_dbias, int threads,
+                       std::mt19937& rng, GradStats& stats) {
+    if (alias) dxpad = dypad;
+    const int64_t dys = cols + dypad, xs = cols + xpad, dxs = cols + dxpad;
+    std::normal_distribution<float> normal(0.0f, 1.5f);
+    std::vector<float> dy(rows * dys), x(rows * xs), bias(cols), dx_buf(rows * dxs, kCanary);
+    for (auto& v : dy) v = normal(rng);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : bias) v = 0.5f * normal(rng);
+    const std::vector<float> dy_in = dy;
+    std::vector<float> dbias(cols + 1, kCanary);
+    float* dx = alias ? dy.data() : dx_buf.data();
+    bert4j::cpu::bias_gelu_backward_launch(dy.data(), x.data(), bias.data(), dx,
+                                           with_dbias ? dbias.data() : nullptr, rows, cols, dys,
+                                           xs, dxs, approximate, isa, threads);
+    char what[160];
+    std::snprintf(what, sizeof what, "%s approx=%d [%lld x %lld] pads (%lld,%lld,%lld)%s",
+                  isa_name(isa), approximate, (long long)rows, (long long)cols,
+                  (long long)dypad, (long long)xpad, (long long)dxpad, alias ? " in place" : "");
+    int bad = 0;
+    std::vector<double> ref_sum(cols, 0.0), own_sum(cols, 0.0), abs_sum(cols, 0.0),
+        bound(cols, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < dxs; ++c) {
+            const float got = dx[r * dxs + c];
+            if (c >= cols) {
+                const float want = alias ? dy_in[r * dys + c] : kCanary;
+                if (got != want && bad++ < 3)
+                    CHECK(false, "%s: wrote padding at (%lld, %lld)", what, (long long)r,
+                          (long long)c);
+                continue;
+            }
+            const float h = x[r * xs + c] + bias[c];
+            const double g = dy_in[r * dys + c];
+            const GradRef ref = ref_gelu_grad(h, approximate);
+            const double want = g * ref.value;
+            const double err = std::fabs(got - want);
+            const double scale = std::fabs(g) * ref.cond;
+            if (scale > 1e-30 && err / scale > stats.max_err_over_cond) {
+                stats.max_err_over_cond = err / scale;
+                stats.worst_h = h;
+            }
+            const double allowed =
+                grad_rtol(isa) * scale + grad_atol(isa, approximate) * std::fabs(g);
+            if (!(err <= allowed) && bad++ < 3)
+                CHECK(false, "%s (%lld, %lld): h=%.9g dy=%.9g got %.9g ref %.17g", what,
+                      (long long)r, (long long)c, h, g, got, want);
+            ref_sum[c] += want;
+            own_sum[c] += got;
+            abs_sum[c] += std::fabs(got);
+            bound[c] += allowed;
+        }
+    }
+    if (!with_dbias) {
+        CHECK(dbias[0] == kCanary, "%s: dbias NULL, yet something was written", what);
+        return;
+    }
+    CHECK(dbias[cols] == kCanary, "%s: wrote past dbias[cols]", what);
+    for (int64_t c = 0; c < cols; ++c) {
+        const double own_err = std::fabs(dbias[c] - own_sum[c]);
+        if (!(own_err <= 0.6e-7 * std::fabs(own_sum[c]) + 1e-12 * abs_sum[c] + 1e-37) && bad++ < 3)
+            CHECK(false, "%s: dbias[%lld] = %.9g, float64 sum of dx %.17g", what, (long long)c,
+                  dbias[c], own_sum[c]);
+        const double err = std::fabs(dbias[c] - ref_sum[c]);
+        const double allowed = bound[c] + 1.2e-7 * std::fabs(ref_sum[c]) + 1e-30;
+        if (bound[c] > 0) stats.max_dbias_rel = std::max(stats.max_dbias_rel, err / bound[c] * grad_rtol(isa));
+        if (!(err <= allowed) && bad++ < 3)
+            CHECK(false, "%s: dbias[%lld] = %.9g, reference %.17g", what, (long long)c, dbias[c],
+                  ref_sum[c]);
+    }
+}
+
+// Dense sweep of gelu'(h) over [-20, 20] with dy = 1.
+void run_backward_sweep(Isa isa, int approximate, GradStats& stats) {
+    const int64_t n = 400001;
+    std::vector<float> x(n), bias(n, 0.0f), dy(n, 1.0f), dx(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = -20.0f + 40.0f * static_cast<float>(i) / (n - 1);
+    bert4j::cpu::bias_gelu_backward_launch(dy.data(), x.data(), bias.data(), dx.data(), nullptr,
+                                           1, n, n, n, n, approximate, isa, 1);
+    int bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const GradRef ref = ref_gelu_grad(x[i], approximate);
+        const double err = std::fabs(dx[i] - ref.value);
+        if (ref.cond > 1e-30 && err / ref.cond > stats.max_err_over_cond) {
+            stats.max_err_over_cond = err / ref.cond;
+            stats.worst_h = x[i];
+        }
+        if (!(err <= grad_rtol(isa) * ref.cond + grad_atol(isa, approximate)) && bad++ < 3)
+            CHECK(false, "%s approx=%d backward sweep: h=%.9g got %.9g ref %.17g", isa_name(isa),
+                  approximate, x[i], dx[i], ref.value);
+    }
+}
+
+void test_backward_accuracy() {
+    std::mt19937 rng(20261129);
+    const int64_t rows_list[] = {1, 7, 97, 257};
+    const int64_t cols_list[] = {1, 3, 13, 384, 1536, 3072};
+    for (Isa isa : {Isa::Scalar, Isa::Avx2Fma}) {
+        if (!bert4j::cpu::isa_supported(isa)) continue;
+        for (int approximate : {BERT4J_GELU_EXACT, BERT4J_GELU_TANH}) {
+            GradStats random_stats, sweep_stats;
+            for (int64_t rows : rows_list)
+                for (int64_t cols : cols_list) {
+                    if (rows * cols > 400000) continue;  // 257 x 3072 adds nothing but time
+                    run_backward_case(isa, approximate, rows, cols, 0, 0, 0, false, true, 1, rng,
+                                      random_stats);
+                    run_backward_case(isa, approximate, rows, cols, 3, 5, 2, false, true, 2, rng,
+                                      random_stats);
+                    run_backward_case(isa, approximate, rows, cols, 4, 1, 0, true, true, 3, rng,
+                                      random_stats);
+                    run_backward_case(isa, approximate, rows, cols, 0, 2, 1, false, false, 2, rng,
+                                      random_stats);
+                }
+            run_backward_sweep(isa, approximate, sweep_stats);
+            std::printf("%-6s %-5s backward random: max |err|/(|dy| cond) %.3g (at h=%.6g), "
+                        "dbias max err/sum(|dy| cond) %.3g | sweep: max err/cond %.3g (at h=%.6g)\n",
+                        isa_name(isa), approximate ? "tanh" : "exact",
+                        random_stats.max_err_over_cond, random_stats.worst_h,
+                        random_stats.max_dbias_rel, sweep_stats.max_err_over_cond,
+                        sweep_stats.worst_h);
+        }
+    }
+}
+
+// dx and dbias must not change by a bit with the thread count; the paths agree closely.
+void test_backward_threads_bitwise() {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    for (int64_t rows : {int64_t{257}, int64_t{4096}}) {
+        const int64_t cols = rows > 1000 ? 384 : 1536;  // both take the threaded branch
+        std::vector<float> dy(rows * cols), x(rows * cols), bias(cols);
+        for (auto& v : dy) v = normal(rng);
+        for (auto& v : x) v = normal(rng);
+        for (auto& v : bias) v = normal(rng);
+        const Isa best = bert4j::cpu::best_isa();
+        for (int approximate : {BERT4J_GELU_EXACT, BERT4J_GELU_TANH}) {
+            std::vector<float> dx1(dy.size()), dbias1(cols);
+            bert4j::cpu::bias_gelu_backward_launch(dy.data(), x.data(), bias.data(), dx1.data(),
+                                                   dbias1.data(), rows, cols, cols, cols, cols,
+                                                   approximate, best, 1);
+            for (int threads : {2, 3, 4, 7}) {
+                std::vector<float> dxn(dy.size()), dbiasn(cols);
+                bert4j::cpu::bias_gelu_backward_launch(dy.data(), x.data(), bias.data(),
+                                                       dxn.data(), dbiasn.data(), rows, cols,
+                                                       cols, cols, cols, approximate, best,
+                                                       threads);
+                CHECK(std::memcmp(dx1.data(), dxn.data(), dx1.size() * sizeof(float)) == 0,
+                      "backward approx=%d rows=%lld: dx differs between 1 and %d threads",
+                      approximate, (long long)rows, threads);
+                CHECK(std::memcmp(dbias1.data(), dbiasn.data(), cols * sizeof(float)) == 0,
+                      "backward approx=%d rows=%lld: dbias differs between 1 and %d threads",
+                      approximate, (long long)rows, threads);
+            }
+            // The public entry point (thread count from bert4j_set_num_threads) agrees too.
+            std::vector<float> dxe(dy.size()), dbiase(cols);
+            const int before = bert4j_get_num_threads();
+            bert4j_set_num_threads(2);
+            CHECK(bert4j_bias_gelu_backward_f32(dy.data(), x.data(), bias.data(), dxe.data(),
+                                                dbiase.data(), rows, cols, cols, cols, cols,
+                                                approximate) == BERT4J_OK,
+                  "entry point: %s", bert4j_last_error());
+            bert4j_set_num_threads(before);
+            CHECK(std::memcmp(dbias1.data(), dbiase.data(), cols * sizeof(float)) == 0 &&
+                      std::memcmp(dx1.data(), dxe.data(), dx1.size() * sizeof(float)) == 0,
+                  "backward approx=%d: entry point differs from the launcher", approximate);
+        }
+    }
+    std::printf("backward: dx and dbias bitwise equal for 1, 2, 3, 4, 7 threads\n");
+}
+
+void test_backward_bad_arguments() {
+    float dy[12] = {0}, x[12] = {0}, b[4] = {0}, dx[12], db[4];
+    std::fill(std::begin(dx), std::end(dx), kCanary);
+    std::fill(std::begin(db), std::end(db), kCanary);
+    const auto call = [&](const float* dyp, const float* xp, const float* bp, float* dxp,
+                          float* dbp, int64_t rows, int64_t cols, int64_t dys, int64_t xs,
+                          int64_t dxs, int approx) {
+        return bert4j_bias_gelu_backward_f32(dyp, xp, bp, dxp, dbp, rows, cols, dys, xs, dxs,
+                                             approx);
+    };
+    expect_reject("bwd dy NULL", call(nullptr, x, b, dx, db, 3, 4, 4, 4, 4, 0), BERT4J_ERR_NULL_POINTER, "bert4j_bias_gelu_backward_f32: dy is NULL (expected [3, 4] elements)");
+    expect_reject("bwd x NULL", call(dy, nullptr, b, dx, db, 3, 4, 4, 4, 4, 0), BERT4J_ERR_NULL_POINTER, "x is NULL");
+    expect_reject("bwd bias NULL", call(dy, x, nullptr, dx, db, 3, 4, 4, 4, 4, 0), BERT4J_ERR_NULL_POINTER, "bias is NULL (expected [4] elements)");
+    expect_reject("bwd dx NULL", call(dy, x, b, nullptr, db, 3, 4, 4, 4, 4, 0), BERT4J_ERR_NULL_POINTER, "dx is NULL");
+    expect_reject("bwd rows < 0", call(dy, x, b, dx, db, -2, 4, 4, 4, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "rows must be >= 0, got -2");
+    expect_reject("bwd cols < 0", call(dy, x, b, dx, db, 3, -1, 4, 4, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "cols must be >= 0, got -1");
+    expect_reject("bwd dy stride", call(dy, x, b, dx, db, 3, 4, 3, 4, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "dy_row_stride must be >= cols (4) for dy of shape [3, 4], got 3");
+    expect_reject("bwd x stride", call(dy, x, b, dx, db, 3, 4, 4, 0, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "x_row_stride must be >= cols (4)");
+    expect_reject("bwd dx stride", call(dy, x, b, dx, db, 3, 4, 4, 4, 2, 0), BERT4J_ERR_INVALID_ARGUMENT, "dx_row_stride must be >= cols (4)");
+    expect_reject("bwd approximate", call(dy, x, b, dx, db, 3, 4, 4, 4, 4, 5), BERT4J_ERR_INVALID_ARGUMENT, "approximate must be 0 (exact erf GELU) or 1 (tanh GELU), got 5");
+    expect_reject("bwd overflow", call(dy, x, b, dx, db, 3, 4, 4, INT64_MAX / 2, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "x_row_stride (4611686018427387903) overflows int64");
+    expect_reject("bwd alias stride", call(dy, x, b, dy, db, 2, 4, 4, 4, 6, 0), BERT4J_ERR_INVALID_ARGUMENT, "dx aliases dy, so dx_row_stride (6) must equal dy_row_stride (4)");
+    for (float v : dx) CHECK(v == kCanary, "a rejected backward call wrote to dx");
+    for (float v : db) CHECK(v == kCanary, "a rejected backward call wrote to dbias");
+    for (float v : dy) CHECK(v == 0.0f, "a rejected backward call wrote to dy");
+
+    // Empty: no-ops with NULL pointers; dbias over zero rows is written as zeros.
+    CHECK(call(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 4, 4, 4, 4, 0) == BERT4J_OK, "rows 0: %s", bert4j_last_error());
+    CHECK(call(nullptr, nullptr, nullptr, nullptr, db, 0, 4, 4, 4, 4, 1) == BERT4J_OK, "rows 0 dbias: %s", bert4j_last_error());
+    for (float v : db) CHECK(v == 0.0f, "rows 0: dbias must be written as 0, got %g", v);
+    CHECK(call(nullptr, nullptr, nullptr, nullptr, nullptr, 3, 0, 0, 0, 0, 0) == BERT4J_OK, "cols 0: %s", bert4j_last_error());
+    CHECK(std::strcmp(bert4j_last_error(), "") == 0, "message not cleared after success");
+    // A known value: gelu'(0) = 0.5, gelu'(1) = Phi(1) + phi(1) = 1.0833155.
+    float one_dy[2] = {2.0f, 1.0f}, one_x[2] = {0.0f, 1.0f}, zero_b[2] = {0.0f, 0.0f}, out[2], ob[2];
+    CHECK(call(one_dy, one_x, zero_b, out, ob, 1, 2, 2, 2, 2, 0) == BERT4J_OK, "known: %s", bert4j_last_error());
+    CHECK(std::fabs(out[0] - 1.0f) < 1e-7 && std::fabs(out[1] - 1.0833155f) < 1e-6,
+          "gelu'(0), gelu'(1): %.9g %.9g", out[0] / 2, out[1]);
+    CHECK(ob[0] == out[0] && ob[1] == out[1], "one row: dbias must equal dx");
+}
+
 }  // namespace
 
 int main() {
@@ -226,6 +491,9 @@ int main() {
     test_accuracy();
     test_paths_and_threads_agree();
     test_bad_arguments();
+    test_backward_accuracy();
+    test_backward_threads_bitwise();
+    test_backward_bad_arguments();
     if (bert4j::test::g_failures == 0) std::printf("test_bias_gelu: all checks passed\n");
     return bert4j::test::g_failures == 0 ? 0 : 1;
 }

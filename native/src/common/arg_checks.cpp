@@ -13,13 +13,6 @@ long long ll(int64_t v) { return static_cast<long long>(v); }
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 
-int check_stride(const char* op, const char* name, int64_t stride, int64_t cols) {
-    if (stride < cols)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: %s must be >= cols (%lld), got %lld", op,
-                    name, ll(cols), ll(stride));
-    return BERT4J_OK;
-}
-
 // One [extent_0, ..., extent_{n-1}, head_dim] tensor: pointer, stride array, offsets.
 struct Tensor {
     const char* name;         // "q", "dk", ...
@@ -57,42 +50,6 @@ int check_tensor(const char* op, const Tensor& t, const int64_t* extents, const 
 }
 
 }  // namespace
-
-int check_bias_gelu_backward_args(const char* op, const void* dy, const void* x, const void* bias,
-                                  const void* dx, int64_t rows, int64_t cols,
-                                  int64_t dy_row_stride, int64_t x_row_stride,
-                                  int64_t dx_row_stride, int approximate) {
-    if (rows < 0)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: rows must be >= 0, got %lld", op, ll(rows));
-    if (cols < 0)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: cols must be >= 0, got %lld", op, ll(cols));
-    if (approximate != BERT4J_GELU_EXACT && approximate != BERT4J_GELU_TANH)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: approximate must be 0 (exact erf GELU) or 1 (tanh GELU), got %d", op,
-                    approximate);
-    int st;
-    if ((st = check_stride(op, "dy_row_stride", dy_row_stride, cols)) != BERT4J_OK) return st;
-    if ((st = check_stride(op, "x_row_stride", x_row_stride, cols)) != BERT4J_OK) return st;
-    if ((st = check_stride(op, "dx_row_stride", dx_row_stride, cols)) != BERT4J_OK) return st;
-    if (rows > 1) {
-        const int64_t lim = (kMax - cols) / (rows - 1);
-        if (dy_row_stride > lim || x_row_stride > lim || dx_row_stride > lim)
-            return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                        "%s: rows (%lld) * row stride (dy %lld, x %lld, dx %lld) overflows int64",
-                        op, ll(rows), ll(dy_row_stride), ll(x_row_stride), ll(dx_row_stride));
-    }
-    if (rows == 0 || cols == 0) return BERT4J_OK;
-    const struct { const char* name; const void* p; } req[] = {
-        {"dy", dy}, {"x", x}, {"dx", dx}};
-    for (const auto& r : req)
-        if (r.p == nullptr)
-            return fail(BERT4J_ERR_NULL_POINTER, "%s: %s is NULL (expected [%lld, %lld] elements)",
-                        op, r.name, ll(rows), ll(cols));
-    if (bias == nullptr)
-        return fail(BERT4J_ERR_NULL_POINTER, "%s: bias is NULL (expected [%lld] elements)", op,
-                    ll(cols));
-    return BERT4J_OK;
-}
 
 int check_attention_args(const char* op, const AttentionArgs& a, bool* empty) {
     *empty = false;

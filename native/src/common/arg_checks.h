@@ -10,10 +10,8 @@
 
 namespace bert4j::detail {
 
-int check_bias_gelu_backward_args(const char* op, const void* dy, const void* x, const void* bias,
-                                  const void* dx, int64_t rows, int64_t cols,
-                                  int64_t dy_row_stride, int64_t x_row_stride,
-                                  int64_t dx_row_stride, int approximate);
+// check_bias_gelu_backward_args lives in status.h (shared with the CPU backward).
+
 
 // Every argument of one attention call. Dense calls fill batch/seq_q/seq_k and the mask and
 // key_lengths fields; varlen calls set varlen = true and fill num_seqs (in batch),

@@ -24,4 +24,12 @@ int check_bias_gelu_args(const char* op, const void* x, const void* bias, const 
                          int64_t rows, int64_t cols, int64_t x_row_stride,
                          int64_t y_row_stride, int approximate);
 
+// Checks shared by every bias+GELU backward entry point (CPU and CUDA): sizes, strides and
+// `approximate` as above, dy/x/bias/dx non-NULL when not empty (dbias may be NULL), and
+// dx aliasing dy only with the same row stride.
+int check_bias_gelu_backward_args(const char* op, const void* dy, const void* x,
+                                  const void* bias, const void* dx, int64_t rows, int64_t cols,
+                                  int64_t dy_row_stride, int64_t x_row_stride,
+                                  int64_t dx_row_stride, int approximate);
+
 }  // namespace bert4j::detail

@@ -1,5 +1,9 @@
-// Fused bias + GELU, fp32, CPU. Three layers: row kernels (scalar, AVX2+FMA), the
-// launcher (path and thread choice), the checked C entry point.
+// Fused bias + GELU, fp32, CPU, forward and backward. Three layers: row kernels (scalar,
+// AVX2+FMA), the launchers (path and thread choice), the checked C entry points.
+//
+// Backward: dx = dy * gelu'(x + bias), recomputing h = x + bias (the forward saves x, not
+// h), with dbias = column sums of dx fused into the same pass (double accumulators per
+// fixed block of rows, reduced in block order: bitwise independent of the thread count).
 //
 // Accuracy (measured by native/tests/test_bias_gelu, float64 reference on the same fp32
 // sum h = x + bias):
@@ -23,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -52,6 +57,39 @@ void row_scalar_tanh(const float* x, const float* b, float* y, int64_t n) {
         const double u = kSqrt2OverPi * (h + kTanhCubic * h * h * h);
         // 0.5 h (1 + tanh u) == h / (1 + exp(-2u)); exp overflow gives h / inf = -0.
         y[j] = static_cast<float>(h / (1.0 + std::exp(-2.0 * u)));
+    }
+}
+
+
+// Backward rows: dx = dy * gelu'(h), h = fp32(x + b); when acc != nullptr, acc[j] += dx[j]
+// (the rounded fp32 dx, in double), which is what the column sum of a dx tensor would see.
+//  exact: gelu'(h) = Phi(h) + h phi(h), phi(h) = exp(-h^2/2) / sqrt(2 pi).
+//  tanh:  gelu'(h) = s + 2 h s (1 - s) u'(h), s = sigmoid(2u), u' = sqrt(2/pi)(1 + 3c h^2),
+//         with s (1 - s) = a / (1 + a)^2, a = exp(-2|u|) <= 1: no overflow, no cancellation.
+// dx may alias dy: each element is read before it is written.
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+double gelu_grad_exact(double h) {
+    return 0.5 * std::erfc(-h * kSqrt1_2) + h * kInvSqrt2Pi * std::exp(-0.5 * h * h);
+}
+
+double gelu_grad_tanh(double h) {
+    const double u = kSqrt2OverPi * (h + kTanhCubic * h * h * h);
+    const double a = std::exp(-2.0 * std::fabs(u));
+    const double r = 1.0 / (1.0 + a);
+    const double s = u >= 0 ? r : a * r;
+    return s + 2.0 * h * (a * r * r) * kSqrt2OverPi * (1.0 + 3.0 * kTanhCubic * h * h);
+}
+
+template <bool Tanh>
+void row_scalar_backward(const float* dy, const float* x, const float* b, float* dx,
+                         double* acc, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) {
+        const double h = static_cast<float>(x[j] + b[j]);
+        const float g = static_cast<float>(static_cast<double>(dy[j]) *
+                                           (Tanh ? gelu_grad_tanh(h) : gelu_grad_exact(h)));
+        dx[j] = g;
+        if (acc != nullptr) acc[j] += g;
     }
 }
 
@@ -140,6 +178,94 @@ BERT4J_AVX2 void row_avx2(const float* x, const float* b, float* y, int64_t n) {
     }
 }
 
+
+// gelu'(h) = Phi(h) + h phi(h) with the same erfc fit and exp as gelu_exact8. exp(-h^2/2)
+// is formed as exp(-s/2) (1 - s_lo/2) (s + s_lo = h^2 exactly, |s_lo| < 1e-5 here), so phi
+// keeps relative accuracy in the tail, and serves both terms.
+BERT4J_AVX2 inline __m256 gelu_grad_exact8(__m256 h) {
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_andnot_ps(sign_mask, h);               // |h|
+    const __m256 z = _mm256_mul_ps(a, _mm256_set1_ps(0.70710678118654752f));
+    const __m256 s = _mm256_mul_ps(a, a);
+    const __m256 s_lo = _mm256_fmsub_ps(a, a, s);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one));
+    __m256 q = _mm256_set1_ps(0.17087277f);
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.82215223f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.48851587f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.13520398f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.27886807f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.18628806f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.09678418f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.37409196f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.00002368f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.26551223f));
+    // g = exp(-h^2 / 2) = exp(-z^2)
+    __m256 g = _mm256_mul_ps(exp8(_mm256_mul_ps(_mm256_set1_ps(-0.5f), s)),
+                             _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), s_lo, one));
+    // |h| > 13: phi and erfc(z)/2 are < 1e-37; flush them rather than trust the clamped exp.
+    g = _mm256_andnot_ps(_mm256_cmp_ps(a, _mm256_set1_ps(13.0f), _CMP_GT_OQ), g);
+    const __m256 half_c = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), t),
+                                        _mm256_mul_ps(g, exp8(q)));  // erfc(z) / 2
+    const __m256 neg = _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_LT_OQ);
+    const __m256 phi_cdf = _mm256_blendv_ps(_mm256_sub_ps(one, half_c), half_c, neg);
+    const __m256 pdf = _mm256_mul_ps(g, _mm256_set1_ps(0.39894228040143267794f));
+    return _mm256_fmadd_ps(h, pdf, phi_cdf);
+}
+
+// gelu'(h) = s + 2 h s (1 - s) u', s = sigmoid(2u), s (1 - s) = a / (1 + a)^2, a = exp(-2|u|).
+BERT4J_AVX2 inline __m256 gelu_grad_tanh8(__m256 h) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 h2 = _mm256_mul_ps(h, h);
+    const __m256 inner = _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), h2, one);
+    const __m256 two_u = _mm256_mul_ps(_mm256_mul_ps(h, _mm256_set1_ps(1.5957691216057308f)), inner);
+    const __m256 abs2u = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), two_u);
+    __m256 a = exp8(_mm256_sub_ps(_mm256_setzero_ps(), abs2u));
+    // |2u| > 87: a < 1e-37, but exp8 is clamped there; flush it.
+    a = _mm256_andnot_ps(_mm256_cmp_ps(abs2u, _mm256_set1_ps(87.0f), _CMP_GT_OQ), a);
+    const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, a));
+    const __m256 neg = _mm256_cmp_ps(two_u, _mm256_setzero_ps(), _CMP_LT_OQ);
+    const __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(a, r), neg);
+    const __m256 sig_d = _mm256_mul_ps(_mm256_mul_ps(a, r), r);              // s (1 - s)
+    // 2 u' = 2 sqrt(2/pi) (1 + 3c h^2)
+    const __m256 two_du = _mm256_mul_ps(_mm256_set1_ps(1.5957691216057308f),
+                                        _mm256_fmadd_ps(_mm256_set1_ps(3.0f * 0.044715f), h2, one));
+    return _mm256_fmadd_ps(_mm256_mul_ps(h, sig_d), two_du, sig);
+}
+
+// acc[j..j+7] += (double) v, for the column sums.
+BERT4J_AVX2 inline void acc8(double* acc, __m256 v) {
+    _mm256_storeu_pd(acc, _mm256_add_pd(_mm256_loadu_pd(acc), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    _mm256_storeu_pd(acc + 4, _mm256_add_pd(_mm256_loadu_pd(acc + 4),
+                                            _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+}
+
+template <bool Tanh, bool Acc>
+BERT4J_AVX2 void row_avx2_backward(const float* dy, const float* x, const float* b, float* dx,
+                                   double* acc, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 h = _mm256_add_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j));
+        const __m256 g = _mm256_mul_ps(_mm256_loadu_ps(dy + j),
+                                       Tanh ? gelu_grad_tanh8(h) : gelu_grad_exact8(h));
+        _mm256_storeu_ps(dx + j, g);
+        if (Acc) acc8(acc + j, g);
+    }
+    if (j < n) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - j)), lane);
+        const __m256 h = _mm256_add_ps(_mm256_maskload_ps(x + j, mask), _mm256_maskload_ps(b + j, mask));
+        const __m256 g = _mm256_mul_ps(_mm256_maskload_ps(dy + j, mask),
+                                       Tanh ? gelu_grad_tanh8(h) : gelu_grad_exact8(h));
+        _mm256_maskstore_ps(dx + j, mask, g);
+        if (Acc) {
+            alignas(32) float tmp[8];
+            _mm256_store_ps(tmp, g);
+            for (int64_t k = 0; j + k < n; ++k) acc[j + k] += tmp[k];
+        }
+    }
+}
+
 #undef BERT4J_AVX2
 
 using RowFn = void (*)(const float*, const float*, float*, int64_t);
@@ -149,6 +275,24 @@ RowFn pick_row(Isa isa, int approximate) {
     if (isa == Isa::Avx2Fma) return tanh ? row_avx2<true> : row_avx2<false>;
     return tanh ? row_scalar_tanh : row_scalar_exact;
 }
+
+
+using BackwardRowFn = void (*)(const float*, const float*, const float*, float*, double*, int64_t);
+
+BackwardRowFn pick_backward_row(Isa isa, int approximate, bool acc) {
+    const bool tanh = approximate == BERT4J_GELU_TANH;
+    if (isa == Isa::Avx2Fma) {
+        if (tanh) return acc ? row_avx2_backward<true, true> : row_avx2_backward<true, false>;
+        return acc ? row_avx2_backward<false, true> : row_avx2_backward<false, false>;
+    }
+    return tanh ? row_scalar_backward<true> : row_scalar_backward<false>;
+}
+
+// Column sums of dx are accumulated per block of rows into its own double row, then the
+// blocks are added in block order. The blocking depends on rows only (never on the thread
+// count), so dbias is bitwise the same with 1 or N threads. At most kMaxRowBlocks blocks,
+// so the scratch stays small ([blocks, cols] doubles: 0.75 MB at cols 3072).
+constexpr int64_t kMaxRowBlocks = 32;
 
 // Below this many elements a fork/join costs more than it saves (~10-20 us per row block).
 constexpr int64_t kMinElementsPerThread = int64_t{1} << 15;
@@ -184,6 +328,42 @@ void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows,
         row(x + r * x_row_stride, bias, y + r * y_row_stride, cols);
 }
 
+
+void bias_gelu_backward_launch(const float* dy, const float* x, const float* bias, float* dx,
+                               float* dbias, int64_t rows, int64_t cols, int64_t dy_row_stride,
+                               int64_t x_row_stride, int64_t dx_row_stride, int approximate,
+                               Isa isa, int max_threads) {
+    const int64_t work = rows * cols;
+    const int64_t by_work = std::max<int64_t>(1, work / kMinElementsPerThread);
+    if (dbias == nullptr) {
+        const BackwardRowFn row = pick_backward_row(isa, approximate, false);
+        const int threads = static_cast<int>(std::min<int64_t>({max_threads, rows, by_work}));
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+        for (int64_t r = 0; r < rows; ++r)
+            row(dy + r * dy_row_stride, x + r * x_row_stride, bias, dx + r * dx_row_stride,
+                nullptr, cols);
+        return;
+    }
+    const BackwardRowFn row = pick_backward_row(isa, approximate, true);
+    const int64_t blocks = std::min(rows, kMaxRowBlocks);
+    const int64_t block_rows = (rows + blocks - 1) / blocks;
+    std::vector<double> partial(static_cast<size_t>(blocks * cols), 0.0);  // [blocks, cols]
+    const int threads = static_cast<int>(std::min<int64_t>({max_threads, blocks, by_work}));
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        double* acc = partial.data() + blk * cols;
+        const int64_t end = std::min(rows, (blk + 1) * block_rows);
+        for (int64_t r = blk * block_rows; r < end; ++r)
+            row(dy + r * dy_row_stride, x + r * x_row_stride, bias, dx + r * dx_row_stride,
+                acc, cols);
+    }
+    for (int64_t c = 0; c < cols; ++c) {
+        double sum = 0.0;
+        for (int64_t blk = 0; blk < blocks; ++blk) sum += partial[blk * cols + c];
+        dbias[c] = static_cast<float>(sum);
+    }
+}
+
 }  // namespace bert4j::cpu
 
 // ---- checked entry point ----------------------------------------------------------------
@@ -205,5 +385,30 @@ extern "C" int bert4j_bias_gelu_forward_f32(const float* x, const float* bias, f
         return detail::fail(BERT4J_ERR_INTERNAL, "bert4j_bias_gelu_forward_f32: %s", e.what());
     } catch (...) {
         return detail::fail(BERT4J_ERR_INTERNAL, "bert4j_bias_gelu_forward_f32: unknown error");
+    }
+}
+
+extern "C" int bert4j_bias_gelu_backward_f32(const float* dy, const float* x, const float* bias,
+                                             float* dx, float* dbias, int64_t rows, int64_t cols,
+                                             int64_t dy_row_stride, int64_t x_row_stride,
+                                             int64_t dx_row_stride, int approximate) {
+    using namespace bert4j;
+    try {
+        const int status = detail::check_bias_gelu_backward_args(
+            "bert4j_bias_gelu_backward_f32", dy, x, bias, dx, rows, cols, dy_row_stride,
+            x_row_stride, dx_row_stride, approximate);
+        if (status != BERT4J_OK) return status;
+        if (rows == 0 && cols > 0 && dbias != nullptr) {
+            std::fill(dbias, dbias + cols, 0.0f);  // the sum over no rows
+        } else if (rows > 0 && cols > 0) {
+            cpu::bias_gelu_backward_launch(dy, x, bias, dx, dbias, rows, cols, dy_row_stride,
+                                           x_row_stride, dx_row_stride, approximate,
+                                           cpu::best_isa(), detail::num_threads());
+        }
+        return detail::ok();
+    } catch (const std::exception& e) {
+        return detail::fail(BERT4J_ERR_INTERNAL, "bert4j_bias_gelu_backward_f32: %s", e.what());
+    } catch (...) {
+        return detail::fail(BERT4J_ERR_INTERNAL, "bert4j_bias_gelu_backward_f32: unknown error");
     }
 }

@@ -19,4 +19,12 @@ void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows,
                       int64_t x_row_stride, int64_t y_row_stride, int approximate, Isa isa,
                       int max_threads);
 
+// Backward launcher: dx = dy * gelu'(x + bias); when dbias != nullptr, dbias = column sums
+// of dx accumulated in double over fixed blocks of rows (the blocking depends on rows only)
+// and reduced in block order, so the result does not depend on max_threads.
+void bias_gelu_backward_launch(const float* dy, const float* x, const float* bias, float* dx,
+                               float* dbias, int64_t rows, int64_t cols, int64_t dy_row_stride,
+                               int64_t x_row_stride, int64_t dx_row_stride, int approximate,
+                               Isa isa, int max_threads);
+
 }  // namespace bert4j::cpu

@@ -15,7 +15,8 @@ public final class Kernels {
 
     /**
      * {@code gelu(x + bias)} fused in one pass: bias broadcast over all leading dimensions.
-     * Forward only: the result does not record autograd history.
+     * Forward only: the result does not record autograd history ({@link FusedOps#biasGelu} is
+     * the autograd-aware op).
      *
      * @param x float32, CPU, contiguous, shape [..., cols] (at least one dimension)
      * @param bias float32, CPU, contiguous, shape [cols]
@@ -25,26 +26,67 @@ public final class Kernels {
      */
     public static Tensor biasGelu(Tensor x, Tensor bias, boolean approximateTanh) {
         final String op = "biasGelu";
-        requireFloatCpuContiguous(op, "x", x, "[..., cols]");
+        long[] rc = checkBiasGeluArgs(op, "x", x, bias);
+        Tensor y = torch.empty_like(x); // contiguous like x: row stride = cols
+        int status = NativeKernels.bert4j_bias_gelu_forward_f32(x.data_ptr(), bias.data_ptr(),
+                y.data_ptr(), rc[0], rc[1], rc[1], rc[1], approximate(approximateTanh));
+        check(op, status);
+        return y;
+    }
+
+    /** Gradients of {@link #biasGelu}: {@code dx} shaped like x, {@code dbias} [cols] or null. */
+    public record BiasGeluGrads(Tensor dx, Tensor dbias) {
+    }
+
+    /**
+     * Backward of {@link #biasGelu}: {@code dx = dy * gelu'(x + bias)} and, when
+     * {@code withBiasGrad}, {@code dbias = dx summed over all leading dimensions} (accumulated
+     * in double, deterministic for any thread count). Forward math only: nothing is recorded
+     * for autograd.
+     *
+     * @param dy float32, CPU, contiguous, shaped like x
+     * @param x the forward's input (before the bias), float32, CPU, contiguous, [..., cols]
+     * @param bias float32, CPU, contiguous, [cols]
+     */
+    public static BiasGeluGrads biasGeluBackward(Tensor dy, Tensor x, Tensor bias,
+                                                 boolean approximateTanh, boolean withBiasGrad) {
+        final String op = "biasGeluBackward";
+        long[] rc = checkBiasGeluArgs(op, "x", x, bias);
+        requireFloatCpuContiguous(op, "dy", dy, shape(x));
+        if (!shape(dy).equals(shape(x))) {
+            throw new Bert4jException(op + ": dy must have the shape of x " + shape(x) + ", got " + shape(dy));
+        }
+        Tensor dx = torch.empty_like(x);
+        Tensor dbias = withBiasGrad ? torch.empty_like(bias) : null;
+        int status = NativeKernels.bert4j_bias_gelu_backward_f32(dy.data_ptr(), x.data_ptr(),
+                bias.data_ptr(), dx.data_ptr(), withBiasGrad ? dbias.data_ptr() : null,
+                rc[0], rc[1], rc[1], rc[1], rc[1], approximate(approximateTanh));
+        check(op, status);
+        return new BiasGeluGrads(dx, dbias);
+    }
+
+    /** Validates x [..., cols] and bias [cols]; returns {rows, cols}. */
+    private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
+        requireFloatCpuContiguous(op, xName, x, "[..., cols]");
         if (x.dim() < 1) {
-            throw new Bert4jException(op + ": x must have shape [..., cols] (at least 1 dimension), got a scalar");
+            throw new Bert4jException(op + ": " + xName
+                    + " must have shape [..., cols] (at least 1 dimension), got a scalar");
         }
         long cols = x.size(x.dim() - 1);
         requireFloatCpuContiguous(op, "bias", bias, "[" + cols + "]");
         if (bias.dim() != 1 || bias.size(0) != cols) {
-            throw new Bert4jException(op + ": bias must have shape [" + cols + "] to match x "
-                    + shape(x) + ", got " + shape(bias));
+            throw new Bert4jException(op + ": bias must have shape [" + cols + "] to match "
+                    + xName + " " + shape(x) + ", got " + shape(bias));
         }
         long rows = 1;
         for (int d = 0; d < x.dim() - 1; d++) {
             rows *= x.size(d);
         }
-        Tensor y = torch.empty_like(x); // contiguous like x: row stride = cols
-        int status = NativeKernels.bert4j_bias_gelu_forward_f32(x.data_ptr(), bias.data_ptr(),
-                y.data_ptr(), rows, cols, cols, cols,
-                approximateTanh ? NativeKernels.BERT4J_GELU_TANH : NativeKernels.BERT4J_GELU_EXACT);
-        check(op, status);
-        return y;
+        return new long[] {rows, cols};
+    }
+
+    private static int approximate(boolean tanh) {
+        return tanh ? NativeKernels.BERT4J_GELU_TANH : NativeKernels.BERT4J_GELU_EXACT;
     }
 
     /** Threads the CPU kernels may use on large inputs (default min(4, cores)); n >= 1. */

@@ -5,7 +5,7 @@ import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
 import io.bert4j.kernels.KernelMode;
 import io.bert4j.kernels.Attention;
-import io.bert4j.kernels.Kernels;
+import io.bert4j.kernels.FusedOps;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
@@ -155,6 +155,14 @@ public final class BertModel implements AutoCloseable {
     /** Live parameter tensors by name (for training and kernels); do not close them. */
     public Map<String, Tensor> parameters() {
         return Collections.unmodifiableMap(params);
+    }
+
+    /**
+     * Makes every parameter trainable ({@code requires_grad}) or frozen. Parameters are leaves,
+     * so {@code loss.backward()} accumulates into their {@code grad()}.
+     */
+    public void setTrainable(boolean trainable) {
+        params.values().forEach(t -> t.requires_grad_(trainable));
     }
 
     private Tensor p(String name) {
@@ -308,15 +316,17 @@ public final class BertModel implements AutoCloseable {
     }
 
     /**
-     * dense + activation. With fused kernels and no autograd recording, the bias add and GELU
-     * run as one native pass over the GEMM output; otherwise plain libtorch ops. (The fused
-     * backward comes with the kernels' autograd splice; until then training uses libtorch here.)
+     * dense + activation. With fused kernels (CPU, float32, GELU) the bias add and GELU run as
+     * one native pass over the GEMM output, in training too: {@link FusedOps#biasGelu} splices
+     * the native backward into autograd when grad mode is on and a parameter requires grad,
+     * and is the plain native forward otherwise. Else plain libtorch ops.
      */
     private Tensor intermediate(Tensor x, String module) {
         boolean gelu = config.hiddenAct().startsWith("gelu");
-        if (kernels == KernelMode.FUSED && gelu && !GradMode.is_enabled()) {
+        Tensor bias = p(module + ".bias");
+        if (kernels == KernelMode.FUSED && gelu && x.is_cpu() && bias.dtype().isScalarType(torch.ScalarType.Float)) {
             Tensor y = torch.linear(x, p(module + ".weight"));                         // [B, S, I], no bias
-            return Kernels.biasGelu(y, p(module + ".bias"), !config.hiddenAct().equals("gelu"));
+            return FusedOps.biasGelu(y, bias, !config.hiddenAct().equals("gelu"));
         }
         return activation(linear(x, module));
     }

@@ -1,0 +1,359 @@
+package io.bert4j.kernels;
+
+import io.bert4j.Bert4jException;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.GradMode;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorBase;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorTensorHook;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+
+/**
+ * Puts a fused op with a hand-written backward into libtorch autograd, so that an ordinary
+ * {@code loss.backward()} (or {@code torch::autograd::grad}) runs the fused backward. The
+ * JavaCPP presets map no {@code autograd.Function}, so the op is spliced in with stock
+ * autograd nodes and tensor hooks.
+ *
+ * <h2>The graph</h2>
+ * For {@code y = f(x1, ..., xn)} computed by a fused kernel without recording:
+ * <pre>
+ *   vi      = xi.view(xi.sizes())           // per input that requires grad: a private alias of xi
+ *   carrier = s + v1.sum() + ... + vn.sum()  // 0-dim; s is a private 0-dim leaf (the sentinel)
+ *   y.index_add_(0, EMPTY, carrier.view(1, ..).expand(0, y.size(1), ..))   // in place, O(1)
+ *   hook on y: g = dL/dy  -> run the fused backward once, keep dL/dxi
+ *   hook on vi: (whatever arrives) -> replaced by the kept dL/dxi
+ * </pre>
+ * Why this is correct:
+ * <ul>
+ * <li>{@code index_add_} with an empty index adds nothing, so y keeps the fused values, but y
+ *     now has a grad_fn ({@code IndexAddBackward0}, recorded with y's full shape) whose inputs
+ *     lead to every vi. A tensor hook on y is a pre-hook of that node: it receives exactly
+ *     dL/dy, the sum of every use of y downstream, and nothing else.</li>
+ * <li>Each vi is a fresh view used only by this splice, so the gradient arriving at vi is
+ *     this op's contribution alone; a hook on vi that returns a tensor replaces it, and
+ *     {@code ViewBackward0} hands the replacement to xi's own grad_fn (or accumulator), where
+ *     libtorch adds it to xi's other contributions as usual. (A hook on xi itself would see
+ *     the total of all uses of xi, which is why the private alias exists.)</li>
+ * <li>Order: the vi are reachable only through y's node, and the engine runs a node only
+ *     after all its inputs are ready, so the y hook (which computes all input gradients in
+ *     one fused call) always runs before any vi hook of the same backward pass.</li>
+ * <li>Cost: forward adds one reduction over each input ({@code vi.sum()}: a read, no write) and
+ *     O(1) bookkeeping; backward adds nothing of size N: {@code IndexAddBackward0} gives the
+ *     source an empty slice, {@code SumBackward0} an expanded (stride-0) scalar, and those
+ *     values are discarded by the vi hooks. The dL/dy buffer is passed through untouched.</li>
+ * </ul>
+ * The "seams" alternative (cut the graph and drive backward segment by segment) needs a custom
+ * backward driver instead of {@code loss.backward()}, and re-entrant per-op backward calls
+ * would run shared upstream nodes once per op; the splice needs neither.
+ *
+ * <h2>Lifetimes</h2>
+ * <ul>
+ * <li>Hooks are JavaCPP callbacks: the native graph calls into a Java object, which must stay
+ *     reachable (and not be deallocated by a {@link PointerScope}) for as long as any graph
+ *     node can call it, i.e. until the graph is destroyed, not merely until the hook ran
+ *     (a retained graph calls it again). Each splice is a record in a registry; its hooks
+ *     and tensors are created in a private scope and retained, so the caller's scopes never
+ *     free them.</li>
+ * <li>Graph death is observed through the sentinel: the sentinel's {@code AccumulateGrad}
+ *     node holds it strongly for the node's lifetime, so {@code sentinel.use_count() == 1}
+ *     (our handle only) means no node of the graph is left and nothing can call the hooks.
+ *     Dead records are reaped (hooks deallocated, tensors released) at the next
+ *     {@link #attach} or explicit {@link #reap()}.</li>
+ * <li>Saved tensors are freed as soon as the graph cannot be backwarded again, like
+ *     libtorch's own saved variables: the empty index is a saved variable of
+ *     {@code IndexAddBackward0}; when a vi hook runs and our handle is its only owner,
+ *     libtorch released it (no {@code retain_graph}), so the saved inputs are released
+ *     too. With {@code retain_graph=true} they are kept and a second backward recomputes.</li>
+ * <li>The gradient a vi hook returns is copied into libtorch by value; our Java handle to
+ *     it is released at the next hook or attach call (a pending list), so at most one such
+ *     buffer outlives its use briefly.</li>
+ * </ul>
+ * Not supported: double backward ({@code create_graph=true}): the fused backward records no
+ * graph, so the hook fails with a clear message rather than return silently wrong
+ * second-order gradients.
+ */
+public final class AutogradSplice {
+    private AutogradSplice() {}
+
+    /** The fused backward of one op. */
+    @FunctionalInterface
+    public interface Backward {
+        /**
+         * @param gradOutput dL/dy, contiguous, shaped like the op's output
+         * @param saved the tensors given to {@link #attach} as {@code saved} (detached)
+         * @param needsGrad which inputs want a gradient
+         * @return one gradient per input, shaped like it; entries whose needsGrad is false
+         *     may be null
+         */
+        Tensor[] apply(Tensor gradOutput, Tensor[] saved, boolean[] needsGrad);
+    }
+
+    private static final List<Record> LIVE = new ArrayList<>();
+    private static final List<Pointer> PENDING_RELEASE = new ArrayList<>();
+
+    /**
+     * Attaches {@code output}, computed by a fused kernel without autograd, to the graph of
+     * {@code inputs}, so that backward through it calls {@code backward}. {@code output} is
+     * modified in place (an O(1) {@code index_add_} that changes no value) and returned.
+     *
+     * @param op name used in error messages
+     * @param output a fresh tensor with no autograd history, at least 1-dimensional
+     * @param inputs the differentiable inputs; those that do not require grad get no gradient
+     * @param saved tensors the backward needs (held, detached, until the graph can no
+     *     longer be backwarded)
+     */
+    public static Tensor attach(String op, Tensor output, Tensor[] inputs, Tensor[] saved, Backward backward) {
+        if (output.requires_grad()) {
+            throw new Bert4jException(op + ": the fused output already has autograd history");
+        }
+        if (output.dim() < 1) {
+            throw new Bert4jException(op + ": the fused output must have at least 1 dimension");
+        }
+        boolean[] needs = new boolean[inputs.length];
+        boolean any = false;
+        for (int i = 0; i < inputs.length; i++) {
+            needs[i] = inputs[i].requires_grad();
+            any |= needs[i];
+        }
+        if (!any || !GradMode.is_enabled()) {
+            return output; // nothing to record
+        }
+        reap();
+        Record r = new Record(op, backward, needs);
+        try (PointerScope scope = new PointerScope()) {
+            r.saved = new Tensor[saved.length];
+            for (int i = 0; i < saved.length; i++) {
+                r.saved[i] = keep(saved[i].detach());
+            }
+            r.sentinel = keep(torch.zeros(new long[0], new TensorOptions(torch.ScalarType.Float)));
+            r.sentinel.requires_grad_(true);
+            r.index = keep(torch.empty(new long[] {0}, new TensorOptions(torch.ScalarType.Long), null));
+            Tensor carrier = r.sentinel; // float32, like the fused kernels' outputs
+            for (int i = 0; i < inputs.length; i++) {
+                if (!needs[i]) {
+                    continue;
+                }
+                Tensor v = inputs[i].view(sizes(inputs[i]));
+                InputHook h = keep(new InputHook(r, i));
+                r.hooks.add(h);
+                v.register_hook(h);
+                carrier = carrier.add(v.sum());
+            }
+            long[] one = new long[(int) output.dim()];
+            java.util.Arrays.fill(one, 1);
+            long[] srcShape = sizes(output);
+            srcShape[0] = 0;
+            Tensor src = carrier.view(one).expand(srcShape); // [0, ...]: adds nothing
+            output.index_add_(0, r.index, src);
+            OutputHook yh = keep(new OutputHook(r));
+            r.hooks.add(yh);
+            output.register_hook(yh);
+        }
+        synchronized (LIVE) {
+            LIVE.add(r);
+        }
+        return output;
+    }
+
+    /**
+     * Releases every splice whose graph is gone (hooks, saved tensors, kept gradients), and
+     * the gradient handles awaiting release. Called by {@link #attach}; call it after the last
+     * training step to release the last step's records without waiting for the next op.
+     */
+    public static void reap() {
+        flushPending();
+        List<Record> dead = new ArrayList<>();
+        synchronized (LIVE) {
+            for (Iterator<Record> it = LIVE.iterator(); it.hasNext(); ) {
+                Record r = it.next();
+                if (r.sentinel.use_count() <= 1) {
+                    it.remove();
+                    dead.add(r);
+                }
+            }
+        }
+        for (Record r : dead) {
+            r.releaseAll();
+        }
+    }
+
+    /** Splices whose graph may still be alive (for tests and leak checks). */
+    public static int liveCount() {
+        synchronized (LIVE) {
+            return LIVE.size();
+        }
+    }
+
+    /** Splices still holding saved tensors (for tests: 0 after a plain backward). */
+    public static int holdingSavedCount() {
+        synchronized (LIVE) {
+            int n = 0;
+            for (Record r : LIVE) {
+                n += r.saved != null ? 1 : 0;
+            }
+            return n;
+        }
+    }
+
+    private static <P extends Pointer> P keep(P p) {
+        p.retainReference(); // survives the private scope; released by releaseAll/flushPending
+        return p;
+    }
+
+    private static void release(Pointer p) {
+        if (p != null && !p.isNull()) {
+            p.releaseReference();
+        }
+    }
+
+    private static void flushPending() {
+        List<Pointer> todo;
+        synchronized (PENDING_RELEASE) {
+            if (PENDING_RELEASE.isEmpty()) {
+                return;
+            }
+            todo = new ArrayList<>(PENDING_RELEASE);
+            PENDING_RELEASE.clear();
+        }
+        todo.forEach(AutogradSplice::release);
+    }
+
+    static long[] sizes(Tensor t) {
+        long[] s = new long[(int) t.dim()];
+        for (int d = 0; d < s.length; d++) {
+            s[d] = t.size(d);
+        }
+        return s;
+    }
+
+    /** One spliced op call: what its hooks share. Guarded by its own monitor. */
+    private static final class Record {
+        final String op;
+        final boolean[] needs;
+        Backward backward;
+        Tensor[] saved;           // null once released
+        final Tensor[] grads;     // computed by the output hook, handed out by the input hooks
+        Tensor sentinel;
+        Tensor index;
+        final List<TensorTensorHook> hooks = new ArrayList<>();
+
+        Record(String op, Backward backward, boolean[] needs) {
+            this.op = op;
+            this.backward = backward;
+            this.needs = needs;
+            this.grads = new Tensor[needs.length];
+        }
+
+        synchronized void computeGrads(TensorBase gradOutput) {
+            if (GradMode.is_enabled()) {
+                throw new Bert4jException(op + ": double backward (create_graph=true) through a fused op "
+                        + "is not supported; use KernelMode.TORCH for higher-order gradients");
+            }
+            if (saved == null) {
+                // Released after a backward without retain_graph: libtorch reports the second
+                // backward itself when IndexAddBackward0 unpacks its freed saved index.
+                return;
+            }
+            clearGrads();
+            try (PointerScope scope = new PointerScope()) {
+                Tensor g = new Tensor(gradOutput).contiguous();
+                Tensor[] out = backward.apply(g, saved, needs);
+                if (out == null || out.length != needs.length) {
+                    throw new IllegalStateException(op + ": backward returned "
+                            + (out == null ? "null" : out.length + " gradients") + " for " + needs.length + " inputs");
+                }
+                for (int i = 0; i < needs.length; i++) {
+                    if (needs[i]) {
+                        if (out[i] == null) {
+                            throw new IllegalStateException(op + ": backward returned no gradient for input " + i);
+                        }
+                        grads[i] = keep(out[i]);
+                    }
+                }
+            }
+        }
+
+        synchronized Tensor takeGrad(int i) {
+            Tensor g = grads[i];
+            if (g == null) {
+                throw new IllegalStateException(op + ": input " + i + " hook ran without a fused gradient "
+                        + "(the output hook did not run first)");
+            }
+            grads[i] = null;
+            // Our handle must outlive this call (libtorch copies the returned tensor after it).
+            synchronized (PENDING_RELEASE) {
+                PENDING_RELEASE.add(g);
+            }
+            if (index.use_count() <= 1) {
+                releaseSaved(); // IndexAddBackward0 freed its saved index: no second backward
+            }
+            return g;
+        }
+
+        private void clearGrads() {
+            for (int i = 0; i < grads.length; i++) {
+                release(grads[i]);
+                grads[i] = null;
+            }
+        }
+
+        private void releaseSaved() {
+            if (saved != null) {
+                for (Tensor t : saved) {
+                    release(t);
+                }
+                saved = null;
+                backward = null;
+            }
+        }
+
+        synchronized void releaseAll() {
+            releaseSaved();
+            clearGrads();
+            for (TensorTensorHook h : hooks) {
+                release(h); // the graph is gone: nothing can call it any more
+            }
+            hooks.clear();
+            release(sentinel);
+            release(index);
+            sentinel = null;
+            index = null;
+        }
+    }
+
+    private static final class OutputHook extends TensorTensorHook {
+        private final Record record;
+
+        OutputHook(Record record) {
+            this.record = record;
+        }
+
+        @Override
+        public TensorBase call(TensorBase grad) {
+            flushPending();
+            record.computeGrads(grad);
+            return grad; // passed on untouched: IndexAddBackward0 only takes an empty slice of it
+        }
+    }
+
+    private static final class InputHook extends TensorTensorHook {
+        private final Record record;
+        private final int input;
+
+        InputHook(Record record, int input) {
+            this.record = record;
+            this.input = input;
+        }
+
+        @Override
+        public TensorBase call(TensorBase ignored) {
+            return record.takeGrad(input);
+        }
+    }
+}
