@@ -90,7 +90,20 @@ class AttentionAutogradTest {
             AttentionTest.sdpa(r[0], r[1], r[2], mask, scale).mul(w).sum().backward();
 
             String[] names = {"dq", "dk", "dv"};
-            for (int i = 0; i < 3; i++) {
+            if (s == 1) {
+                // One key: softmax is identically 1, so dq and dk are exactly 0 in exact
+                // arithmetic (dS = P (dP - rowsum(dO o O)) with dP = dO.v = dO.O). libtorch happens
+                // to give exact zeros; the kernel holds rounding noise, which must be negligible
+                // next to the gradient's scale (its dv).
+                double gScale = qkvR.grad().select(2, 2).abs().max().item_double();
+                for (int i = 0; i < 2; i++) {
+                    double noise = qkv.grad().select(2, i).abs().max().item_double();
+                    System.out.printf("s=1 d=%d %s: true value 0, fused rounding noise %.3g (max |dv| %.3g)%n",
+                            d, names[i], noise, gScale);
+                    assertTrue(noise <= 1e-5 * gScale, "s=1 " + names[i] + " noise " + noise + " vs max |dv| " + gScale);
+                }
+            }
+            for (int i = s == 1 ? 2 : 0; i < 3; i++) {
                 assertClose("s=" + s + " d=" + d + " " + names[i], qkv.grad().select(2, i), qkvR.grad().select(2, i));
             }
             assertEquals(0, AutogradSplice.holdingSavedCount(), "saved tensors must be released after backward");
