@@ -44,4 +44,62 @@ public final class FusedOps {
                     return new Tensor[] {grads.dx(), grads.dbias()};
                 });
     }
+
+    /**
+     * Fused multi-head attention {@code dropout(softmax(scale q kᵀ + mask)) v} → [B, NH, S, D],
+     * differentiable in q, k and v (the mask is a constant). The native forward runs on the
+     * strided views as given (e.g. {@code qkv[B, S, 3, NH, D].select(2, i).transpose(1, 2)}); in
+     * training the native backward is spliced into autograd and regenerates the dropout mask
+     * from the same {@code (seed, offset)}, so nothing of size [S × S] is kept.
+     *
+     * <p>The result is a [B, NH, S, D] tensor laid out as [B, S, NH, D] memory, so
+     * {@code out.transpose(1, 2).reshape(B, S, NH * D)} is free. Gradients reach q, k, v
+     * contiguous in [B, NH, S, D] order; autograd maps them back through the views.
+     *
+     * @param q float32 CPU [B, NH, S, D] (head_dim contiguous); k, v likewise with Sk keys
+     * @param additiveMask float32 [B, 1, 1, Sk] (0 = attend, -inf = hidden), or null
+     * @param dropoutP attention-probability dropout in [0, 1); 0 = off
+     * @param seed Philox key of the dropout mask; {@code offset} selects the stream (use a
+     *     fresh offset per call)
+     */
+    public static Tensor attention(Tensor q, Tensor k, Tensor v, Tensor additiveMask, double scale,
+                                   double dropoutP, long seed, long offset) {
+        boolean record = GradMode.is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+        Tensor mask = additiveMask == null ? null : additiveMask.detach();
+        if (!record) {
+            return Attention.forward(q, k, v, null, mask, scale, dropoutP, seed, offset).out();
+        }
+        ATTENTION_SPLICES.incrementAndGet();
+        Tensor qd = q.detach(), kd = k.detach(), vd = v.detach();
+        Attention.Result r;
+        Tensor y;
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            r = Attention.forward(qd, kd, vd, null, mask, scale, dropoutP, seed, offset);
+            // The kernel's out is a transpose view of [B, S, NH, D] memory, created without grad
+            // mode: libtorch refuses an in-place op with grad on such a view (and would route
+            // gradients through the base). detach() gives a non-view alias of the same memory
+            // and strides, which the splice can modify in place.
+            y = r.out().detach();
+        }
+        Tensor[] saved = mask == null
+                ? new Tensor[] {qd, kd, vd, r.out(), r.lse()}
+                : new Tensor[] {qd, kd, vd, r.out(), r.lse(), mask};
+        return AutogradSplice.attach("attention", y, new Tensor[] {q, k, v}, saved,
+                (g, s, needs) -> {
+                    Attention.Grads gr = Attention.backward(s[0], s[1], s[2], s[3], g, s[4], null,
+                            s.length > 5 ? s[5] : null, scale, dropoutP, seed, offset);
+                    return new Tensor[] {gr.dq(), gr.dk(), gr.dv()};
+                });
+    }
+
+    private static final java.util.concurrent.atomic.AtomicLong ATTENTION_SPLICES =
+            new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * How many attention calls have been spliced into an autograd graph so far (for tests that
+     * must prove the fused backward is in use, not silently bypassed).
+     */
+    public static long attentionSplices() {
+        return ATTENTION_SPLICES.get();
+    }
 }

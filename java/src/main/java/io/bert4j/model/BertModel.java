@@ -4,8 +4,10 @@ import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
 import io.bert4j.kernels.KernelMode;
-import io.bert4j.kernels.Attention;
 import io.bert4j.kernels.FusedOps;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
@@ -28,6 +30,17 @@ import java.util.Map;
  *
  * <p>A model owns its parameter tensors; {@link #close()} releases them. Forward passes are
  * safe to run from several threads at once (they only read parameters).
+ *
+ * <p>Dropout, as in HF's {@code BertModel}: off in eval mode (the default, bit-identical to a
+ * model without dropout); after {@link #train(boolean) train(true)}, hidden dropout
+ * ({@code hidden_dropout_prob}) after the embeddings LayerNorm and on the attention-output and
+ * output dense results before their residual + LayerNorm, and attention-probability dropout
+ * ({@code attention_probs_dropout_prob}). Randomness is model-owned and reproducible from
+ * {@link #setDropoutSeed}: hidden dropout draws its masks from a private libtorch CPU generator
+ * (the same masks in both kernel modes); fused attention uses the kernel's Philox dropout with
+ * {@code (seed, offset)}, the offset advanced once per attention call. TORCH-mode attention
+ * dropout is SDPA's {@code dropout_p}, which draws from libtorch's global generator
+ * ({@code torch.manual_seed}), since SDPA takes no generator.
  */
 public final class BertModel implements AutoCloseable {
 
@@ -41,12 +54,94 @@ public final class BertModel implements AutoCloseable {
     private final FusedQkv[] qkvCache;
     private volatile KernelMode kernels = KernelMode.TORCH;
     private boolean closed;
+    private volatile boolean training;
+    private volatile double hiddenDropoutP;
+    private volatile double attentionDropoutP;
+    private final Object rngLock = new Object();
+    private long dropoutSeed = 42;
+    private long attentionOffset;      // next Philox offset of the fused attention dropout
+    private Generator hiddenGenerator; // hidden dropout masks; created lazily, seeded by dropoutSeed
 
     private BertModel(BertConfig config, Map<String, Tensor> params, boolean hasPooler) {
         this.config = config;
         this.params = params;
         this.hasPooler = hasPooler;
         this.qkvCache = new FusedQkv[config.numHiddenLayers()];
+        this.hiddenDropoutP = config.hiddenDropoutProb();
+        this.attentionDropoutP = config.attentionProbsDropoutProb();
+    }
+
+    /** Training mode (dropout active) or eval mode (the default: no dropout). Returns this. */
+    public BertModel train(boolean on) {
+        this.training = on;
+        return this;
+    }
+
+    public boolean isTraining() {
+        return training;
+    }
+
+    /**
+     * Overrides the config's dropout probabilities (hidden_dropout_prob,
+     * attention_probs_dropout_prob) for training mode, e.g. 0 to train deterministically.
+     */
+    public void setDropout(double hiddenP, double attentionP) {
+        if (!(hiddenP >= 0 && hiddenP < 1) || !(attentionP >= 0 && attentionP < 1)) {
+            throw new Bert4jException("dropout probabilities must be in [0, 1), got hidden " + hiddenP
+                    + ", attention " + attentionP);
+        }
+        this.hiddenDropoutP = hiddenP;
+        this.attentionDropoutP = attentionP;
+    }
+
+    public double hiddenDropout() {
+        return hiddenDropoutP;
+    }
+
+    public double attentionDropout() {
+        return attentionDropoutP;
+    }
+
+    /**
+     * Restarts the model's dropout randomness from {@code seed}: the same seed and the same
+     * sequence of forward passes give the same dropout masks.
+     */
+    public void setDropoutSeed(long seed) {
+        synchronized (rngLock) {
+            dropoutSeed = seed;
+            attentionOffset = 0;
+            if (hiddenGenerator != null) {
+                hiddenGenerator.close();
+                hiddenGenerator = null;
+            }
+        }
+    }
+
+    /** Inverted dropout with the model's generator: x * bernoulli(1 - p) / (1 - p). */
+    Tensor hiddenDropout(Tensor x) { // package-private for DropoutTest
+        double p = hiddenDropoutP;
+        if (!training || p == 0) {
+            return x;
+        }
+        Tensor keep;
+        synchronized (rngLock) {
+            if (hiddenGenerator == null) {
+                hiddenGenerator = torch.createCPUGenerator(dropoutSeed);
+                hiddenGenerator.retainReference();
+            }
+            try (org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                keep = torch.bernoulli(torch.empty_like(x), 1.0 - p, new GeneratorOptional(hiddenGenerator)) // [.., H] of 0/1
+                        .div_(new Scalar(1.0 - p));
+            }
+        }
+        return x.mul(keep);
+    }
+
+    /** The (seed, offset) of the next fused attention dropout call. */
+    private long[] nextAttentionRng() {
+        synchronized (rngLock) {
+            return new long[]{dropoutSeed, attentionOffset++};
+        }
     }
 
     public BertConfig config() {
@@ -215,7 +310,7 @@ public final class BertModel implements AutoCloseable {
                 ? p("embeddings.token_type_embeddings.weight").select(0, 0)                        // [H]
                 : torch.embedding(p("embeddings.token_type_embeddings.weight"), tokenTypeIds);     // [B, S, H]
         Tensor sum = words.add(pos).add(types);
-        return layerNorm(sum, "embeddings.LayerNorm");
+        return hiddenDropout(layerNorm(sum, "embeddings.LayerNorm"));
     }
 
     private Tensor layer(int i, Tensor h, Tensor mask, long b, long s) {
@@ -229,31 +324,42 @@ public final class BertModel implements AutoCloseable {
         Tensor k = qkv.select(2, 1).transpose(1, 2);
         Tensor v = qkv.select(2, 2).transpose(1, 2);
         Tensor ctx = attention(q, k, v, mask).transpose(1, 2).reshape(b, s, (long) heads * d); // [B, S, H]
-        Tensor attnOut = layerNorm(linear(ctx, pre + "attention.output.dense").add(h), pre + "attention.output.LayerNorm");
+        Tensor attnOut = layerNorm(hiddenDropout(linear(ctx, pre + "attention.output.dense")).add(h),
+                pre + "attention.output.LayerNorm");
         Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [B, S, I]
-        Tensor out = linear(inter, pre + "output.dense").add(attnOut);
+        Tensor out = hiddenDropout(linear(inter, pre + "output.dense")).add(attnOut);
         return layerNorm(out, pre + "output.LayerNorm");
     }
 
     /**
-     * softmax(q kᵀ / sqrt(d) + mask) v → [B, NH, S, D]. With fused kernels and no autograd
-     * recording, bert4j's tiled attention kernel runs on the strided q/k/v views of the QKV
-     * projection (no copies, no [S × S] matrix); otherwise libtorch's scaled_dot_product_attention.
+     * dropout(softmax(q kᵀ / sqrt(d) + mask)) v → [B, NH, S, D]. With fused kernels (CPU,
+     * float32), bert4j's tiled attention kernel runs on the strided q/k/v views of the QKV
+     * projection (no copies, no [S × S] matrix), in training too: {@link FusedOps#attention}
+     * splices the native backward into autograd. Otherwise libtorch's
+     * scaled_dot_product_attention. Dropout only in training mode.
      *
      * @param mask [B, 1, 1, S] boolean, true = attend; or null
      */
     private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask) {
-        if (kernels == KernelMode.FUSED && !GradMode.is_enabled()) {
+        double p = training ? attentionDropoutP : 0.0;
+        if (kernels == KernelMode.FUSED && q.is_cpu() && q.dtype().isScalarType(torch.ScalarType.Float)) {
             Tensor additive = null;
             if (mask != null) {
                 additive = torch.zeros(Tensors.shape(mask), Tensors.options(torch.ScalarType.Float))
                         .masked_fill(mask.logical_not(), new Scalar(Float.NEGATIVE_INFINITY));  // [B, 1, 1, S]
             }
-            return Attention.forward(q, k, v, null, additive, 1.0 / Math.sqrt(q.size(3)), 0.0, 0, 0).out();
+            long seed = 0, offset = 0;
+            if (p > 0) {
+                long[] rng = nextAttentionRng();
+                seed = rng[0];
+                offset = rng[1];
+            }
+            return FusedOps.attention(q, k, v, additive, 1.0 / Math.sqrt(q.size(3)), p, seed, offset);
         }
-        return mask == null
+        return mask == null && p == 0
                 ? torch.scaled_dot_product_attention(q, k, v)
-                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, null, false);
+                : torch.scaled_dot_product_attention(q, k, v, mask == null ? new TensorOptional() : new TensorOptional(mask),
+                        p, false, new DoubleOptional(), false);
     }
 
     /**
@@ -347,6 +453,12 @@ public final class BertModel implements AutoCloseable {
         if (!closed) {
             closed = true;
             params.values().forEach(Tensor::close);
+            synchronized (rngLock) {
+                if (hiddenGenerator != null) {
+                    hiddenGenerator.close();
+                    hiddenGenerator = null;
+                }
+            }
             for (FusedQkv c : qkvCache) {
                 if (c != null) {
                     c.tensors()[0].close();

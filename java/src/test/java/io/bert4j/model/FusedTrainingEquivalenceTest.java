@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.bert4j.Bert;
 import io.bert4j.kernels.AutogradSplice;
+import io.bert4j.kernels.FusedOps;
 import io.bert4j.kernels.KernelMode;
 import io.bert4j.pipeline.Batch;
 import io.bert4j.testing.TestModels;
@@ -23,19 +24,22 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Training with the fused bias+GELU (native forward and backward spliced into autograd)
- * against plain libtorch ops, on the real all-MiniLM-L6-v2 weights and a padded batch of real
- * sentences: outputs, every parameter gradient, and a 20-step SGD loss trajectory.
+ * Training with both fused ops, bias+GELU and attention (native forwards and backwards
+ * spliced into autograd), against plain libtorch ops (SDPA, gelu), on the real
+ * all-MiniLM-L6-v2 weights and a padded batch of real sentences: outputs, every parameter
+ * gradient, and a 20-step SGD loss trajectory.
  *
- * <p>Training mode here means grad mode on and every parameter requiring grad; the model has
- * no dropout layers (inference-converted weights, and the encoder applies none), so both paths
- * are deterministic and nothing has to be set to p = 0.
+ * <p>Both models are in training mode ({@code train(true)}, grad mode on, every parameter
+ * requiring grad) with both dropout probabilities set to 0, so both paths are deterministic
+ * and differ only in the kernels. Each fused forward must splice one attention per layer
+ * ({@link FusedOps#attentionSplices}), so the comparison cannot pass by silently falling back
+ * to SDPA.
  *
  * <p>Loss: masked mean pooling of the last hidden state, a dot product with a fixed random
  * vector, squared error to fixed random targets, averaged over the batch.
  *
- * <p>Tolerances: the two paths differ only in the GELU evaluation (each ~1e-6 from float64 per
- * element, see BiasGeluTest), which 6 layers propagate: outputs within 1e-5 relative
+ * <p>Tolerances: the two paths differ only in the GELU and attention evaluations (each
+ * ~1e-6 from float64, see BiasGeluTest and AttentionTest), which 6 layers propagate: outputs within 1e-5 relative
  * (elementwise, with an absolute floor of 1e-5 max|out|, and normwise); every parameter
  * gradient within 1e-4 relative (normwise per tensor, and elementwise with a floor of
  * 1e-4 max|grad| of that tensor); loss trajectory within 1e-4 relative at every step.
@@ -59,8 +63,12 @@ class FusedTrainingEquivalenceTest {
         plain = Bert.load(TestModels.defaultModelDir(), KernelMode.TORCH);
         assertEquals(KernelMode.FUSED, fused.model().kernels());
         assertEquals(KernelMode.TORCH, plain.model().kernels());
-        fused.model().setTrainable(true);
-        plain.model().setTrainable(true);
+        for (Bert b : new Bert[] {fused, plain}) {
+            b.model().setTrainable(true);
+            b.model().train(true);
+            b.model().setDropout(0.0, 0.0);
+            assertTrue(b.model().isTraining());
+        }
     }
 
     @AfterAll
@@ -87,7 +95,11 @@ class FusedTrainingEquivalenceTest {
     }
 
     private static Tensor[] forwardLoss(Bert bert, Batch b, Tensor r, Tensor targets) {
+        long splices = FusedOps.attentionSplices();
         Tensor h = bert.model().forward(b.inputIds(), b.tokenTypeIds(), b.attentionMask()).lastHiddenState(); // [B, S, H]
+        long expected = bert.model().kernels() == KernelMode.FUSED ? bert.config().numHiddenLayers() : 0;
+        assertEquals(expected, FusedOps.attentionSplices() - splices,
+                "fused attention splices in one " + bert.model().kernels() + " training forward");
         Tensor m = b.attentionMask().to(torch.ScalarType.Float).unsqueeze(-1);                      // [B, S, 1]
         Tensor pooled = h.mul(m).sum(new long[] {1}).div(m.sum(new long[] {1}));                    // [B, H]
         Tensor loss = pooled.matmul(r).sub(targets).pow(new Scalar(2)).mean();
