@@ -741,14 +741,14 @@ void backward_impl(const AttentionArgs& a, int max_threads) {
 }  // namespace
 
 void attention_forward_launch(const AttentionArgs& a, Isa isa, int max_threads) {
-    if (isa == Isa::Avx2Fma)
+    if (isa != Isa::Scalar)  // Avx512 runs the AVX2 kernels
         forward_impl<Avx2Ops>(a, max_threads);
     else
         forward_impl<ScalarOps>(a, max_threads);
 }
 
 void attention_backward_launch(const AttentionArgs& a, Isa isa, int max_threads) {
-    if (isa == Isa::Avx2Fma)
+    if (isa != Isa::Scalar)  // Avx512 runs the AVX2 kernels
         backward_impl<Avx2Ops>(a, max_threads);
     else
         backward_impl<ScalarOps>(a, max_threads);
