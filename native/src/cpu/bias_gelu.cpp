@@ -287,6 +287,7 @@ BERT4J_AVX2 void row_avx2_backward(const float* dy, const float* x, const float*
 // unmasked ops, which trips -Wmaybe-uninitialized after inlining; the value is never read.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 // exp(hi + lo), hi clamped to [-87.3, 88], |lo| tiny (0 when unused).
 BERT4J_AVX512 inline __m512 exp16(__m512 hi, __m512 lo) {
