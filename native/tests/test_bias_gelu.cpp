@@ -1,5 +1,5 @@
-// CPU bias+GELU, forward and backward, against a float64 reference: both code paths
-// (scalar, AVX2+FMA), both GELU variants, awkward sizes, padded strides, threads, the far
+// CPU bias+GELU, forward and backward, against a float64 reference: every code path this
+// CPU supports (scalar, AVX2+FMA, AVX-512; ctest also reruns it with BERT4J_CPU_ISA=avx2|scalar), both GELU variants, awkward sizes, padded strides, threads, the far
 // tails, and every argument the entry points must reject.
 //
 // Reference: h = x + bias summed in fp32 exactly as the kernel does (an IEEE add), then
@@ -8,8 +8,8 @@
 //
 // Tolerances (per element): |y - ref| <= rtol * |ref| + atol.
 //  - scalar path: rtol = 1.2e-7 (1 ulp: double math rounded once), atol = 1e-37.
-//  - AVX2 exact: rtol = 1e-6 (the NR erfc fit is < 1.2e-7, each exp ~1 ulp, the fp32
-//    Horner evaluation and |h|/sqrt 2 a few ulp more; measured ~5e-7), atol = 1e-37
+//  - AVX2 / AVX-512 exact: rtol = 1e-6 (erfc = exp(-z^2) t P(t): the erfcx fit is 4e-8, its
+//    fp32 evaluation ~3e-7, the exp ~1-2 ulp; measured 4.3e-7 / 5.1e-7), atol = 1e-37
 //    (outputs below ~1e-37 are denormal or flushed to -0 for h < -13).
 //  - AVX2 tanh: rtol = 1e-6, atol = 1e-9: in the negative tail the fp32 rounding of u
 //    is amplified by |2u| through exp (relative ~1e-6 at h = -4, ~1e-5 at h = -10, where
