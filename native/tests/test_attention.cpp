@@ -231,7 +231,10 @@ struct Summary {
     double worst[5] = {0, 0, 0, 0, 0};       // out, lse, dq, dk, dv: kernel vs float64
     double worst_ratio[5] = {0, 0, 0, 0, 0};  // kernel error / plain fp32 error
 };
-Summary g_summary[2];  // by Isa
+Summary g_summary[3];  // by Isa (scalar, avx2, avx512)
+const char* isa_str(Isa isa) {
+    return isa == Isa::Scalar ? "scalar" : isa == Isa::Avx2Fma ? "avx2" : "avx512";
+}
 const char* kNames[5] = {"out", "lse", "dq", "dk", "dv"};
 
 // ---- one dense case -------------------------------------------------------------------------
@@ -273,13 +276,13 @@ AttentionArgs dense_args(const Case& c, const Triple& qkv, const View& out, floa
 // Tolerance check of one tensor (see the header comment).
 void judge(const Case& c, int which, const Err& e, const Err& plain) {
     const double err = e.rel(), perr = plain.rel();
-    Summary& s = g_summary[c.isa == Isa::Scalar ? 0 : 1];
+    Summary& s = g_summary[static_cast<int>(c.isa)];
     s.worst[which] = std::max(s.worst[which], err);
     if (perr > 0) s.worst_ratio[which] = std::max(s.worst_ratio[which], err / perr);
     const bool ok = !e.nan && (err <= 1e-5 || err <= 2 * perr);
     CHECK(ok, "%s B%lld H%lld Sq%lld Sk%lld D%lld %s kl=%d mask=%s p=%g thr=%d: %s error %.3g "
               "(plain fp32 %.3g)%s",
-          c.isa == Isa::Scalar ? "scalar" : "avx2", (long long)c.B, (long long)c.H,
+          isa_str(c.isa), (long long)c.B, (long long)c.H,
           (long long)c.Sq, (long long)c.Sk, (long long)c.D, layout_name(c.layout), c.key_lengths,
           mask_name(c.mask), c.p, c.threads, kNames[which], err, perr, e.nan ? " NaN" : "");
 }
@@ -719,6 +722,8 @@ int main() {
     std::vector<Isa> isas{Isa::Scalar};
     if (bert4j::cpu::isa_supported(Isa::Avx2Fma)) isas.push_back(Isa::Avx2Fma);
     else std::printf("AVX2+FMA not supported here: only the scalar path is tested\n");
+    if (bert4j::cpu::isa_supported(Isa::Avx512)) isas.push_back(Isa::Avx512);
+    else std::printf("AVX-512 not supported here: its path is not tested\n");
 
     uint32_t seed = 1;
     for (Isa isa : isas) {
@@ -754,10 +759,10 @@ int main() {
 
     // AVX2 vs scalar, and 1 vs N threads (same head count: bitwise; fewer heads than threads:
     // key chunks split, dQ summed in another order: within tolerance of each other).
-    if (isas.size() == 2) {
+    for (size_t vi = 1; vi < isas.size(); ++vi) {
         const Case c1{2, 2, 97, 97, 64, Layout::BSHD, true, MaskKind::Padding, 0.1f, Isa::Scalar, 1};
         Case c2 = c1;
-        c2.isa = Isa::Avx2Fma;
+        c2.isa = isas[vi];
         const auto r1 = run_dense(c1, 999), r2 = run_dense(c2, 999);
         double diff = 0, mag = 0;
         for (size_t i = 0; i < r1.all.size(); ++i) {
@@ -765,15 +770,15 @@ int main() {
             diff = std::max(diff, double(std::fabs(r1.all[i] - r2.all[i])));
             mag = std::max(mag, double(std::fabs(r1.all[i])));
         }
-        std::printf("avx2 vs scalar: max |diff| %.3g (max |value| %.3g)\n", diff, mag);
-        CHECK(diff <= 1e-5 * mag, "avx2 vs scalar differ by %.3g", diff);
+        std::printf("%s vs scalar: max |diff| %.3g (max |value| %.3g)\n", isa_str(isas[vi]), diff, mag);
+        CHECK(diff <= 1e-5 * mag, "%s vs scalar differ by %.3g", isa_str(isas[vi]), diff);
     }
     for (Isa isa : isas) {
         Case c{2, 3, 130, 130, 32, Layout::BHSD, true, MaskKind::Full, 0.1f, isa, 1};
         const auto r1 = run_dense(c, 4242);
         c.threads = 2;
         const auto r2 = run_dense(c, 4242);
-        CHECK(r1.all == r2.all, "%s: 1 and 2 threads differ (not bitwise)", isa == Isa::Scalar ? "scalar" : "avx2");
+        CHECK(r1.all == r2.all, "%s: 1 and 2 threads differ (not bitwise)", isa_str(isa));
         Case one{1, 1, 200, 200, 32, Layout::BHSD, false, MaskKind::None, 0.0f, isa, 1};
         const auto s1 = run_dense(one, 77);
         one.threads = 4;  // 4 key chunks of one head
@@ -783,10 +788,10 @@ int main() {
         CHECK(diff < 1e-5, "one head, 1 vs 4 threads: %.3g", diff);
     }
 
-    for (int i = 0; i < 2; ++i) {
-        if (i == 1 && isas.size() < 2) break;
+    for (Isa isa : isas) {
+        const int i = static_cast<int>(isa);
         std::printf("%s: max error vs float64 (relative to max |ref|; lse absolute) / max ratio to plain fp32\n",
-                    i == 0 ? "scalar" : "avx2");
+                    isa_str(isa));
         for (int w = 0; w < 5; ++w)
             std::printf("  %-4s %.3g  (x%.2f)\n", kNames[w], g_summary[i].worst[w], g_summary[i].worst_ratio[w]);
     }

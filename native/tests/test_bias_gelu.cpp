@@ -1,5 +1,5 @@
-// CPU bias+GELU, forward and backward, against a float64 reference: both code paths
-// (scalar, AVX2+FMA), both GELU variants, awkward sizes, padded strides, threads, the far
+// CPU bias+GELU, forward and backward, against a float64 reference: every code path this
+// CPU supports (scalar, AVX2+FMA, AVX-512; ctest also reruns it with BERT4J_CPU_ISA=avx2|scalar), both GELU variants, awkward sizes, padded strides, threads, the far
 // tails, and every argument the entry points must reject.
 //
 // Reference: h = x + bias summed in fp32 exactly as the kernel does (an IEEE add), then
@@ -8,8 +8,8 @@
 //
 // Tolerances (per element): |y - ref| <= rtol * |ref| + atol.
 //  - scalar path: rtol = 1.2e-7 (1 ulp: double math rounded once), atol = 1e-37.
-//  - AVX2 exact: rtol = 1e-6 (the NR erfc fit is < 1.2e-7, each exp ~1 ulp, the fp32
-//    Horner evaluation and |h|/sqrt 2 a few ulp more; measured ~5e-7), atol = 1e-37
+//  - AVX2 / AVX-512 exact: rtol = 1e-6 (erfc = exp(-z^2) t P(t): the erfcx fit is 4e-8, its
+//    fp32 evaluation ~3e-7, the exp ~1-2 ulp; measured 4.3e-7 / 5.1e-7), atol = 1e-37
 //    (outputs below ~1e-37 are denormal or flushed to -0 for h < -13).
 //  - AVX2 tanh: rtol = 1e-6, atol = 1e-9: in the negative tail the fp32 rounding of u
 //    is amplified by |2u| through exp (relative ~1e-6 at h = -4, ~1e-5 at h = -10, where
@@ -31,6 +31,7 @@
 
 #include <cinttypes>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -88,7 +89,9 @@ struct ErrStats {
     double worst_h = 0;
 };
 
-const char* isa_name(Isa isa) { return isa == Isa::Scalar ? "scalar" : "avx2"; }
+const char* isa_name(Isa isa) {
+    return isa == Isa::Scalar ? "scalar" : isa == Isa::Avx2Fma ? "avx2" : "avx512";
+}
 
 // Allowed |got - ref| for one element (see the tolerance notes at the top).
 double tol(Isa isa, int approximate, double ref) {
@@ -161,7 +164,7 @@ void test_accuracy() {
     std::mt19937 rng(20261128);
     const int64_t rows_list[] = {1, 7, 97};
     const int64_t cols_list[] = {1, 3, 384, 1536, 3072};
-    for (Isa isa : {Isa::Scalar, Isa::Avx2Fma}) {
+    for (Isa isa : {Isa::Scalar, Isa::Avx2Fma, Isa::Avx512}) {
         if (!bert4j::cpu::isa_supported(isa)) {
             std::printf("%s path: not supported on this CPU, skipped\n", isa_name(isa));
             continue;
@@ -195,7 +198,8 @@ void test_paths_and_threads_agree() {
         std::vector<float> scalar(x.size()), one(x.size()), many(x.size());
         bert4j::cpu::bias_gelu_launch(x.data(), bias.data(), scalar.data(), rows, cols, cols,
                                       cols, approximate, Isa::Scalar, 1);
-        const Isa best = bert4j::cpu::best_isa();
+        for (Isa best : {Isa::Avx2Fma, Isa::Avx512}) {
+        if (!bert4j::cpu::isa_supported(best)) continue;
         bert4j::cpu::bias_gelu_launch(x.data(), bias.data(), one.data(), rows, cols, cols, cols,
                                       approximate, best, 1);
         bert4j::cpu::bias_gelu_launch(x.data(), bias.data(), many.data(), rows, cols, cols,
@@ -216,6 +220,7 @@ void test_paths_and_threads_agree() {
         std::printf("%s vs scalar, approx=%d: max rel diff %.3g; 1 vs 4 threads bitwise equal\n",
                     isa_name(best), approximate, max_rel);
     }
+        }
 }
 
 // The public entry point: status, message naming the argument, no writes on failure.
@@ -371,7 +376,7 @@ void test_backward_accuracy() {
     std::mt19937 rng(20261129);
     const int64_t rows_list[] = {1, 7, 97, 257};
     const int64_t cols_list[] = {1, 3, 13, 384, 1536, 3072};
-    for (Isa isa : {Isa::Scalar, Isa::Avx2Fma}) {
+    for (Isa isa : {Isa::Scalar, Isa::Avx2Fma, Isa::Avx512}) {
         if (!bert4j::cpu::isa_supported(isa)) continue;
         for (int approximate : {BERT4J_GELU_EXACT, BERT4J_GELU_TANH}) {
             GradStats random_stats, sweep_stats;
@@ -486,8 +491,22 @@ void test_backward_bad_arguments() {
 
 }  // namespace
 
+// BERT4J_CPU_ISA (ctest runs this binary with "avx2" and "scalar" too) caps the path.
+void test_forced_isa() {
+    const char* forced = std::getenv("BERT4J_CPU_ISA");
+    const Isa best = bert4j::cpu::best_isa();
+    std::printf("best CPU path: %s (BERT4J_CPU_ISA=%s)\n", isa_name(best), forced ? forced : "");
+    Isa expect = bert4j::cpu::isa_supported(Isa::Avx512)    ? Isa::Avx512
+                 : bert4j::cpu::isa_supported(Isa::Avx2Fma) ? Isa::Avx2Fma
+                                                            : Isa::Scalar;
+    if (forced != nullptr && std::strcmp(forced, "scalar") == 0) expect = Isa::Scalar;
+    if (forced != nullptr && std::strcmp(forced, "avx2") == 0 && expect == Isa::Avx512)
+        expect = Isa::Avx2Fma;
+    CHECK(best == expect, "best_isa() = %s, expected %s", isa_name(best), isa_name(expect));
+}
+
 int main() {
-    std::printf("best CPU path: %s\n", isa_name(bert4j::cpu::best_isa()));
+    test_forced_isa();
     test_accuracy();
     test_paths_and_threads_agree();
     test_bad_arguments();

@@ -37,6 +37,7 @@
 #include "../common/status.h"
 #include "bert4j_kernels.h"
 #include "vec_avx2.h"
+#include "vec_avx512.h"
 
 namespace bert4j::cpu {
 namespace {
@@ -293,6 +294,117 @@ struct Avx2Ops {
         }
     }
 };
+
+// ---- kernel layer: tile operations, AVX-512 -----------------------------------------------
+// The AVX2 operations with a zmm GEMM micro-kernel (up to 12 rows x 32 columns: 24
+// accumulators of 32 registers) and 16-wide softmax passes; packing, dropout and the
+// backward's row pass stay AVX2 (Avx512Ops inherits them).
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+template <int MR, int NV>
+BERT4J_AVX512_FN inline void micro_kernel16(float* C, int64_t ldc, const float* A, int64_t ars,
+                                            int64_t aks, const float* B, int64_t ldb, int64_t K,
+                                            bool acc) {
+    __m512 c[MR][NV];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v)
+            c[r][v] = acc ? _mm512_loadu_ps(C + r * ldc + 16 * v) : _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; ++k) {
+        __m512 b[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(B + k * ldb + 16 * v);
+        const float* a = A + k * aks;
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; ++r) {
+            const __m512 ar = _mm512_set1_ps(a[r * ars]);
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(ar, b[v], c[r][v]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(C + r * ldc + 16 * v, c[r][v]);
+}
+
+template <int NV>
+BERT4J_AVX512_FN inline void micro_rows16(int64_t mr, float* C, int64_t ldc, const float* A,
+                                          int64_t ars, int64_t aks, const float* B, int64_t ldb,
+                                          int64_t K, bool acc) {
+    switch (mr) {
+        case 12: micro_kernel16<12, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 11: micro_kernel16<11, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 10: micro_kernel16<10, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 9: micro_kernel16<9, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 8: micro_kernel16<8, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 7: micro_kernel16<7, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 6: micro_kernel16<6, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 5: micro_kernel16<5, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 4: micro_kernel16<4, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 3: micro_kernel16<3, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        case 2: micro_kernel16<2, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+        default: micro_kernel16<1, NV>(C, ldc, A, ars, aks, B, ldb, K, acc); break;
+    }
+}
+
+struct Avx512Ops : Avx2Ops {
+    BERT4J_AVX512_FN static void gemm(float* C, int64_t ldc, const float* A, int64_t ars,
+                                      int64_t aks, const float* B, int64_t ldb, int64_t M,
+                                      int64_t N, int64_t K, bool acc) {
+        // N is a multiple of 8: panels of 32 and 16 columns in zmm, a last 8 in ymm.
+        for (int64_t c0 = 0; c0 < N;) {
+            const int64_t w = N - c0 >= 32 ? 32 : N - c0 >= 16 ? 16 : 8;
+            for (int64_t r0 = 0; r0 < M; r0 += 12) {
+                const int64_t mr = std::min<int64_t>(12, M - r0);
+                float* c = C + r0 * ldc + c0;
+                const float* a = A + r0 * ars;
+                if (w == 32)
+                    micro_rows16<2>(mr, c, ldc, a, ars, aks, B + c0, ldb, K, acc);
+                else if (w == 16)
+                    micro_rows16<1>(mr, c, ldc, a, ars, aks, B + c0, ldb, K, acc);
+                else
+                    for (int64_t r = 0; r < mr; r += 6)
+                        micro_rows<1>(std::min<int64_t>(6, mr - r), c + r * ldc, ldc,
+                                      a + r * ars, ars, aks, B + c0, ldb, K, acc);
+            }
+            c0 += w;
+        }
+    }
+    BERT4J_AVX512_FN static float scale_mask_max(float* s, int64_t n, float scale,
+                                                 const float* mask) {
+        const __m512 vs = _mm512_set1_ps(scale);
+        __m512 vm = _mm512_set1_ps(kNegInf);
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
+                                            : static_cast<__mmask16>((1u << (n - j)) - 1u);
+            __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), vs);
+            if (mask) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, mask + j));
+            _mm512_mask_storeu_ps(s + j, m, x);
+            vm = _mm512_mask_max_ps(vm, m, vm, x);
+        }
+        return _mm512_reduce_max_ps(vm);
+    }
+    BERT4J_AVX512_FN static float exp_sum(float* s, int64_t n, float m) {
+        const __m512 vm = _mm512_set1_ps(m);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 k = n - j >= 16 ? __mmask16(0xFFFF)
+                                            : static_cast<__mmask16>((1u << (n - j)) - 1u);
+            const __m512 e = _mm512_maskz_mov_ps(
+                k, avx512::exp16_flush(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), vm)));
+            _mm512_mask_storeu_ps(s + j, k, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        return _mm512_reduce_add_ps(acc);
+    }
+};
+
+#pragma GCC diagnostic pop
 
 // ---- kernel layer: dropout factors --------------------------------------------------------
 
@@ -741,14 +853,18 @@ void backward_impl(const AttentionArgs& a, int max_threads) {
 }  // namespace
 
 void attention_forward_launch(const AttentionArgs& a, Isa isa, int max_threads) {
-    if (isa == Isa::Avx2Fma)
+    if (isa == Isa::Avx512)
+        forward_impl<Avx512Ops>(a, max_threads);
+    else if (isa == Isa::Avx2Fma)
         forward_impl<Avx2Ops>(a, max_threads);
     else
         forward_impl<ScalarOps>(a, max_threads);
 }
 
 void attention_backward_launch(const AttentionArgs& a, Isa isa, int max_threads) {
-    if (isa == Isa::Avx2Fma)
+    if (isa == Isa::Avx512)
+        backward_impl<Avx512Ops>(a, max_threads);
+    else if (isa == Isa::Avx2Fma)
         backward_impl<Avx2Ops>(a, max_threads);
     else
         backward_impl<ScalarOps>(a, max_threads);

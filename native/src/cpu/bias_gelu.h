@@ -6,10 +6,11 @@
 
 namespace bert4j::cpu {
 
-enum class Isa { Scalar, Avx2Fma };
+// Avx512 = AVX-512 F+DQ (with AVX2+FMA); ops without an AVX-512 kernel run their AVX2 one.
+enum class Isa { Scalar, Avx2Fma, Avx512 };
 
-// The best path this CPU supports (AVX2+FMA if present), unless the environment variable
-// BERT4J_CPU_ISA=scalar forces the portable path. Resolved once.
+// The best path this CPU supports (AVX-512, else AVX2+FMA, else scalar), unless the
+// environment variable BERT4J_CPU_ISA caps it: "avx2" (no AVX-512) or "scalar". Resolved once.
 Isa best_isa();
 bool isa_supported(Isa isa);
 
