@@ -27,7 +27,10 @@ import java.util.Map;
  * <p>Each case runs in a fresh JVM (Linux only): inputs allocated, one small warm-up call,
  * then the peak-RSS counter is reset ({@code 5 > /proc/self/clear_refs}) and the case's one
  * call measured as VmHWM after minus VmRSS before. The number is what the call added at its
- * peak: outputs, gradients and temporaries, not q/k/v.
+ * peak: outputs, gradients and temporaries, not q/k/v. glibc runs with a fixed 128 KiB mmap
+ * threshold so large buffers are fresh pages (otherwise they can reuse C heap the JVM freed at
+ * start-up and never show in the peak); buffers below that can still hide, so read the small-S
+ * rows as "a few MB at most".
  *
  * <pre>
  * AttentionMemory [--seqs 256,512,1024,2048,4096] [--threads 2]
@@ -74,9 +77,17 @@ public final class AttentionMemory {
             for (String mode : MODES) {
                 for (String impl : IMPLS) {
                     String key = impl + " " + mode;
-                    List<String> cmd = List.of(java, "-Xmx512m", "-cp", cp, AttentionMemory.class.getName(),
+                    List<String> cmd = List.of(java, "-Xms256m", "-Xmx256m", "-XX:+AlwaysPreTouch",
+                            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", cp, AttentionMemory.class.getName(),
                             "--child", impl, mode, Integer.toString(s), Integer.toString(threads));
-                    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+                    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+                    // A fixed mmap threshold (which also stops glibc raising it) and no top pad:
+                    // the call's large buffers come from fresh pages rather than heap memory the
+                    // JVM freed at start-up, which would hide them from the RSS peak.
+                    pb.environment().put("MALLOC_MMAP_THRESHOLD_", "131072");
+                    pb.environment().put("MALLOC_TRIM_THRESHOLD_", "0");
+                    pb.environment().put("MALLOC_TOP_PAD_", "0");
+                    Process p = pb.start();
                     String result = null;
                     List<String> lines = new ArrayList<>();
                     try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
@@ -152,7 +163,12 @@ public final class AttentionMemory {
         // warm-up on a tiny shape: thread pools, lazy init, JIT of this path
         Tensor q0 = torch.randn(1, HEADS, 16, DIM);
         run(impl, mode, q0, q0, q0, q0, scale);
-        System.gc();
+        // a fixed, pre-touched Java heap and a quiet moment: the JVM's own memory should not move
+        try {
+            Thread.sleep(300);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         Files.writeString(Path.of("/proc/self/clear_refs"), "5");   // reset VmHWM to the current RSS
         long before = status("VmRSS:");
         long t0 = System.nanoTime();

@@ -70,15 +70,14 @@ public final class JmhRatios {
                 System.out.printf(Locale.ROOT, "%-70s %-6s %-5s %8.3f±%-5.3f %8.3f±%-5.3f %8.3f  %s %.2fx faster; speed-up %.2fx [%.2f–%.2f] (%s)%n",
                         name, impl, refName, res.getScore(), res.getScoreError(), ref.getScore(), ref.getScoreError(), ratio,
                         speedup >= 1 ? "bert4j" : refName, speedup >= 1 ? speedup : 1 / speedup, speedup, lo, hi, res.getScoreUnit());
-                table.add(String.format(Locale.ROOT, "| %s | %s | %.3f | %s | %.3f | **%.2f×** | %.2f–%.2f |", name, impl,
-                        res.getScore(), refName, ref.getScore(), speedup, lo, hi));
+                table.add(String.format(Locale.ROOT, "| %s | %s | %.3f %s | %s | %.3f | **%.2f×** | %.2f–%.2f |", name, impl,
+                        res.getScore(), res.getScoreUnit(), refName, ref.getScore(), speedup, lo, hi));
             });
         });
         if (!table.isEmpty()) {
-            String unit = results.iterator().next().getPrimaryResult().getScoreUnit();
             System.out.println();
-            System.out.println("| benchmark + shape | impl | " + unit + " | reference | " + unit
-                    + " | speed-up (ref/bert4j time) | spread (iteration min/max) |");
+            System.out.println("| benchmark + shape | impl | score | reference | ref score"
+                    + " | speed-up (ref/bert4j) | spread (iteration min/max) |");
             System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
             table.forEach(System.out::println);
         }
