@@ -35,6 +35,11 @@ import java.util.concurrent.TimeUnit;
  * so the work is complete when a call returns.
  *
  * <p>Quick subset: {@code -p batch=8}. JmhRatios prints sdpa/fused per shape.
+ *
+ * <p>Diagnostic impls, not in the default set (JmhRatios lists them against sdpa too):
+ * {@code sdpa_nomask} (SDPA on the same q, k, v without any mask: less work, no padding) and
+ * {@code math} (the composed softmax(scale·QKᵀ + additive mask)V, which materialises
+ * [B, H, S, S]), e.g. {@code -p impl=fused,sdpa,sdpa_nomask,math}.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -63,6 +68,7 @@ public class AttentionBenchmark {
     private Tensor q, k, v, w;     // [B, H, S, D]
     private Tensor keyLengths;     // int32 [B]
     private Tensor mask;           // bool [B, 1, 1, S]
+    private Tensor additive;       // float [B, 1, 1, S], 0 / -inf
     private double scale;
 
     @Setup(Level.Trial)
@@ -78,8 +84,9 @@ public class AttentionBenchmark {
         long[] lens = KernelInputs.validLengths(batch, seq);
         keyLengths = KernelInputs.keyLengths(lens);
         mask = KernelInputs.boolMask(lens, seq);
-        if (!impl.equals("fused") && !impl.equals("sdpa")) {
-            throw new IllegalArgumentException("impl must be fused or sdpa, got " + impl);
+        additive = KernelInputs.additiveMask(lens, seq);
+        if (!java.util.List.of("fused", "sdpa", "sdpa_nomask", "math").contains(impl)) {
+            throw new IllegalArgumentException("impl must be fused, sdpa, sdpa_nomask or math, got " + impl);
         }
     }
 
@@ -88,7 +95,7 @@ public class AttentionBenchmark {
         try (PointerScope scope = new PointerScope(); InferenceMode guard = new InferenceMode()) {
             Tensor out = impl.equals("fused")
                     ? Attention.forward(q, k, v, keyLengths, null, scale, 0.0, 0, 0).out()
-                    : KernelInputs.sdpa(q, k, v, mask, scale);
+                    : reference(q, k, v);
             return out.size(2);
         }
     }
@@ -105,9 +112,18 @@ public class AttentionBenchmark {
             Tensor ql = q.detach().requires_grad_(true);   // fresh leaves: no grad accumulation
             Tensor kl = k.detach().requires_grad_(true);
             Tensor vl = v.detach().requires_grad_(true);
-            Tensor loss = KernelInputs.sdpa(ql, kl, vl, mask, scale).mul(w).sum();
+            Tensor loss = reference(ql, kl, vl).mul(w).sum();
             loss.backward();
             return loss.item_double() + ql.grad().size(0) + kl.grad().size(0) + vl.grad().size(0);
         }
+    }
+
+    private Tensor reference(Tensor q, Tensor k, Tensor v) {
+        return switch (impl) {
+            case "sdpa" -> KernelInputs.sdpa(q, k, v, mask, scale);
+            case "sdpa_nomask" -> KernelInputs.sdpa(q, k, v, null, scale);
+            case "math" -> KernelInputs.composed(q, k, v, additive, scale);
+            default -> throw new IllegalStateException(impl);
+        };
     }
 }

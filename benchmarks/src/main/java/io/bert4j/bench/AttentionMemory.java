@@ -78,7 +78,9 @@ public final class AttentionMemory {
                 for (String impl : IMPLS) {
                     String key = impl + " " + mode;
                     List<String> cmd = List.of(java, "-Xms256m", "-Xmx256m", "-XX:+AlwaysPreTouch",
-                            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", cp, AttentionMemory.class.getName(),
+                            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            // JavaCPP caps native memory at ~2x the heap by default; the S x S cases need more
+                            "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0", "-cp", cp, AttentionMemory.class.getName(),
                             "--child", impl, mode, Integer.toString(s), Integer.toString(threads));
                     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
                     // A fixed mmap threshold (which also stops glibc raising it) and no top pad:
@@ -100,12 +102,13 @@ public final class AttentionMemory {
                     }
                     int rc = p.waitFor();
                     if (rc != 0 || result == null) {
+                        // e.g. out of memory: report and keep going, the row shows NaN
                         System.err.println("case " + key + " S=" + s + " failed (exit " + rc + "):");
-                        lines.forEach(System.err::println);
-                        System.exit(1);
+                        lines.stream().filter(l -> !l.startsWith("\tat ")).limit(5).forEach(System.err::println);
+                        result = "RESULT -1 NaN";
                     }
                     String[] f = result.split(" ");  // RESULT deltaKb millis
-                    mb.computeIfAbsent(key, x -> new double[seqList.length])[si] = Long.parseLong(f[1]) / 1024.0;
+                    mb.computeIfAbsent(key, x -> new double[seqList.length])[si] = f[1].equals("-1") ? Double.NaN : Long.parseLong(f[1]) / 1024.0;
                     ms.computeIfAbsent(key, x -> new double[seqList.length])[si] = Double.parseDouble(f[2]);
                     System.err.printf(Locale.ROOT, "  %-12s S=%-5d %9.1f MB %9.1f ms%n", key, s, Long.parseLong(f[1]) / 1024.0, Double.parseDouble(f[2]));
                 }

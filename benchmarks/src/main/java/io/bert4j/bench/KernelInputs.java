@@ -66,7 +66,26 @@ final class KernelInputs {
 
     /** The composed (math) reference softmax(scale·QKᵀ)V: materialises [B, H, S, S]. */
     static Tensor composed(Tensor q, Tensor k, Tensor v, double scale) {
+        return composed(q, k, v, null, scale);
+    }
+
+    /** softmax(scale·QKᵀ + additiveMask)V; additiveMask float [B, 1, 1, S] or null. */
+    static Tensor composed(Tensor q, Tensor k, Tensor v, Tensor additiveMask, double scale) {
         Tensor s = q.matmul(k.transpose(-2, -1)).mul(new Scalar(scale)); // [B, H, S, S]
+        if (additiveMask != null) {
+            s = s.add(additiveMask);
+        }
         return torch.softmax(s, -1).matmul(v);                          // [B, H, S, D]
+    }
+
+    /** Additive float [B, 1, 1, S] padding mask: 0 for j < len[b], -inf after. */
+    static Tensor additiveMask(long[] lens, int seq) {
+        Tensor m = torch.zeros(lens.length, 1, 1, seq);
+        for (int b = 0; b < lens.length; b++) {
+            if (lens[b] < seq) {
+                m.select(0, b).narrow(2, lens[b], seq - lens[b]).fill_(new Scalar(Double.NEGATIVE_INFINITY));
+            }
+        }
+        return m;
     }
 }
