@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <immintrin.h>
+#include "vec_avx2.h"
 
 #include "../common/status.h"
 #include "bert4j_kernels.h"
@@ -100,25 +101,8 @@ void row_scalar_backward(const float* dy, const float* x, const float* b, float*
 
 #define BERT4J_AVX2 __attribute__((target("avx2,fma")))
 
-// exp(a), a clamped to [-87.3, 88]: Cody-Waite reduction by ln 2 and the Cephes expf
-// polynomial, ~1 ulp in the normal range.
-BERT4J_AVX2 inline __m256 exp8(__m256 a) {
-    a = _mm256_min_ps(_mm256_max_ps(a, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(a, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), a);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
+// exp(a), a clamped to [-87.3, 88] (Cody-Waite + Cephes polynomial): shared with attention.
+using bert4j::cpu::avx2::exp8;
 
 // Shared by the exact forward and backward (one exp, no second exp for erfc):
 //   g   = exp(-h^2/2)                      (flushed to 0 for |h| > 13)

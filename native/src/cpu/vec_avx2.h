@@ -1,7 +1,6 @@
 // AVX2 + FMA vector math shared by the CPU kernels. Every function carries the target
 // attribute, so including this header does not raise the ISA of the including file; callers
 // must only reach these functions behind a run-time __builtin_cpu_supports check.
-// (bias_gelu.cpp still has its own copy of exp8; it can switch to this one.)
 #pragma once
 
 #include <immintrin.h>
