@@ -125,33 +125,15 @@ constexpr float kErfcxHalf[] = {
 };
 constexpr float kTscale = 3.535533845e-01f;  // t = 1 / (1 + |h| / (2 sqrt 2))
 
-// exp(hi + lo) for hi in [-87.3, 0] (clamped below), |lo| tiny: Cody-Waite on hi, lo added
-// to the reduced argument, the Cephes expf polynomial.
-BERT4J_AVX2 inline __m256 exp8_neg_lo(__m256 hi, __m256 lo) {
-    hi = _mm256_max_ps(hi, _mm256_set1_ps(-87.3f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(hi, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), hi);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    r = _mm256_add_ps(r, lo);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
+// exp(hi + lo) with the FMA residual lo folded into the reduced argument (vec_avx2.h).
+using bert4j::cpu::avx2::exp8_lo;
 
 BERT4J_AVX2 inline void phi_exact8(__m256 h, __m256& cdf, __m256& g) {
     const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), h);  // |h|
     const __m256 s = _mm256_mul_ps(a, a);
     const __m256 s_lo = _mm256_fmsub_ps(a, a, s);
     const __m256 mhalf = _mm256_set1_ps(-0.5f);
-    g = exp8_neg_lo(_mm256_mul_ps(mhalf, s), _mm256_mul_ps(mhalf, s_lo));
+    g = exp8_lo(_mm256_mul_ps(mhalf, s), _mm256_mul_ps(mhalf, s_lo));
     // |h| > 13: phi and erfc/2 are < 1e-37; flush them rather than trust the clamped exp.
     g = _mm256_andnot_ps(_mm256_cmp_ps(a, _mm256_set1_ps(13.0f), _CMP_GT_OQ), g);
     const __m256 one = _mm256_set1_ps(1.0f);

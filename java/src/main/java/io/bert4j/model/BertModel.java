@@ -289,10 +289,18 @@ public final class BertModel implements AutoCloseable {
                     + config.maxPositionEmbeddings());
         }
         Tensor h = embeddings(inputIds, tokenTypeIds, s);                      // [B, S, H]
-        Tensor mask = attentionMask == null ? null
-                : attentionMask.to(torch.ScalarType.Bool).view(b, 1, 1, s);    // [B, 1, 1, S], true = attend
+        // The mask in the form the attention path wants, built once for all layers.
+        boolean fused = fusedAttention(h);
+        Tensor mask = null;
+        if (attentionMask != null) {
+            Tensor attend = attentionMask.to(torch.ScalarType.Bool).view(b, 1, 1, s);   // [B, 1, 1, S], true = attend
+            mask = fused
+                    ? torch.zeros(new long[]{b, 1, 1, s}, Tensors.options(torch.ScalarType.Float))
+                            .masked_fill(attend.logical_not(), new Scalar(Float.NEGATIVE_INFINITY))  // additive
+                    : attend;
+        }
         for (int i = 0; i < config.numHiddenLayers(); i++) {
-            h = layer(i, h, mask, b, s);
+            h = layer(i, h, mask, fused, b, s);
         }
         Tensor pooled = null;
         if (hasPooler) {
@@ -313,7 +321,7 @@ public final class BertModel implements AutoCloseable {
         return hiddenDropout(layerNorm(sum, "embeddings.LayerNorm"));
     }
 
-    private Tensor layer(int i, Tensor h, Tensor mask, long b, long s) {
+    private Tensor layer(int i, Tensor h, Tensor mask, boolean fused, long b, long s) {
         String pre = "encoder.layer." + i + ".";
         int heads = config.numAttentionHeads();
         int d = config.headDim();
@@ -323,12 +331,18 @@ public final class BertModel implements AutoCloseable {
         Tensor q = qkv.select(2, 0).transpose(1, 2);                                  // [B, NH, S, D]
         Tensor k = qkv.select(2, 1).transpose(1, 2);
         Tensor v = qkv.select(2, 2).transpose(1, 2);
-        Tensor ctx = attention(q, k, v, mask).transpose(1, 2).reshape(b, s, (long) heads * d); // [B, S, H]
+        Tensor ctx = attention(q, k, v, mask, fused).transpose(1, 2).reshape(b, s, (long) heads * d); // [B, S, H]
         Tensor attnOut = layerNorm(hiddenDropout(linear(ctx, pre + "attention.output.dense")).add(h),
                 pre + "attention.output.LayerNorm");
         Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [B, S, I]
         Tensor out = hiddenDropout(linear(inter, pre + "output.dense")).add(attnOut);
         return layerNorm(out, pre + "output.LayerNorm");
+    }
+
+    /** Whether attention runs bert4j's kernel: fused mode on CPU float32 activations. */
+    private boolean fusedAttention(Tensor activations) {
+        return kernels == KernelMode.FUSED && activations.is_cpu()
+                && activations.dtype().isScalarType(torch.ScalarType.Float);
     }
 
     /**
@@ -338,23 +352,20 @@ public final class BertModel implements AutoCloseable {
      * splices the native backward into autograd. Otherwise libtorch's
      * scaled_dot_product_attention. Dropout only in training mode.
      *
-     * @param mask [B, 1, 1, S] boolean, true = attend; or null
+     * @param mask  [B, 1, 1, S]: additive float (0 / -inf) when {@code fused}, else boolean (true =
+     *              attend); or null
+     * @param fused {@link #fusedAttention} of the activations
      */
-    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask) {
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask, boolean fused) {
         double p = training ? attentionDropoutP : 0.0;
-        if (kernels == KernelMode.FUSED && q.is_cpu() && q.dtype().isScalarType(torch.ScalarType.Float)) {
-            Tensor additive = null;
-            if (mask != null) {
-                additive = torch.zeros(Tensors.shape(mask), Tensors.options(torch.ScalarType.Float))
-                        .masked_fill(mask.logical_not(), new Scalar(Float.NEGATIVE_INFINITY));  // [B, 1, 1, S]
-            }
+        if (fused) {
             long seed = 0, offset = 0;
             if (p > 0) {
                 long[] rng = nextAttentionRng();
                 seed = rng[0];
                 offset = rng[1];
             }
-            return FusedOps.attention(q, k, v, additive, 1.0 / Math.sqrt(q.size(3)), p, seed, offset);
+            return FusedOps.attention(q, k, v, mask, 1.0 / Math.sqrt(q.size(3)), p, seed, offset);
         }
         return mask == null && p == 0
                 ? torch.scaled_dot_product_attention(q, k, v)

@@ -16,7 +16,8 @@ import java.util.Random;
 
 /** Real text from the shared data folder, sampled with fixed seeds. */
 final class TestData {
-    static final Path DIR = Path.of(System.getProperty("bert4j.shared.data", "/work/shared/data"));
+    // surefire sets bert4j.shared.data; the fallback is relative to java/, the tests' working directory
+    static final Path DIR = Path.of(System.getProperty("bert4j.shared.data", "../../shared/data"));
 
     private TestData() {
     }
