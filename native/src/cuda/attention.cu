@@ -38,7 +38,10 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <type_traits>
 
 #include "../common/arg_checks.h"
 #include "../common/philox.h"
@@ -92,6 +95,7 @@ struct Params {
     uint32_t threshold;        // keep iff bits >= threshold
     int dropout;               // 0 or 1
     int vec;                   // 16-byte global loads are aligned for every tensor
+    int vec_out;               // outputs can be written as aligned 2-element (4-byte) words
     uint64_t seed, offset;
 };
 
@@ -625,7 +629,31 @@ __global__ void __launch_bounds__(kThreads) attention_bwd_dkdv_kernel(const Para
     store_rows<T, D>(C1w, static_cast<T*>(p.dv) + base(p.dvs, pr, jw), p.dvs[2], wrows, lane);
 }
 
+#include "attention_mma.cuh"
+
 // ---- launchers --------------------------------------------------------------------------
+// Kernel sets: the generic kernels (fp32 and bf16, any alignment) and, for bf16 with aligned
+// tensors on sm_80+, the register-resident tensor-core kernels of attention_mma.cuh.
+template <typename T, int D> struct GenericKernels {
+    static constexpr int fwd_rows = kRows, dq_rows = kRows, dkdv_rows = kRows;
+    static constexpr void (*fwd)(Params) = attention_fwd_kernel<T, D>;
+    static constexpr void (*dq)(Params) = attention_bwd_dq_kernel<T, D>;
+    static constexpr void (*dkdv)(Params) = attention_bwd_dkdv_kernel<T, D>;
+    static constexpr size_t fwd_bytes = fwd_smem<T, D>();
+    static constexpr size_t dq_bytes = dq_smem<T, D>();
+    static constexpr size_t dkdv_bytes = dkdv_smem<T, D>();
+};
+// RB: 16-row blocks per warp in the forward and dQ kernels (blocks of 64 * RB queries).
+template <int D, int RB> struct MmaKernels {
+    static constexpr int fwd_rows = kRows * RB, dq_rows = kRows * RB, dkdv_rows = kRows;
+    static constexpr void (*fwd)(Params) = mma::fwd_kernel<D, RB>;
+    static constexpr void (*dq)(Params) = mma::dq_kernel<D, RB>;
+    static constexpr void (*dkdv)(Params) = mma::dkdv_kernel<D>;
+    static constexpr size_t fwd_bytes = mma::fwd_smem<D, RB>();
+    static constexpr size_t dq_bytes = mma::dq_smem<D, RB>();
+    static constexpr size_t dkdv_bytes = mma::dkdv_smem<D>();
+};
+
 int cuda_fail(const char* op, const char* what, cudaError_t err) {
     return detail::fail(BERT4J_ERR_CUDA, "%s: %s failed: %s (%s)", op, what, cudaGetErrorName(err),
                         cudaGetErrorString(err));
@@ -648,7 +676,7 @@ int prepare(Kernel kernel, size_t bytes, const char* op, const char* name) {
     return BERT4J_OK;
 }
 
-int64_t row_tiles(int64_t n) { return (n + kRows - 1) / kRows; }
+int64_t row_tiles(int64_t n, int rows = kRows) { return (n + rows - 1) / rows; }
 
 // Grid of batch * heads * tiles blocks (1-D: no 65535 limit on batch or heads).
 int grid_of(int64_t bh, int64_t tiles, const char* op, unsigned* grid) {
@@ -660,21 +688,21 @@ int grid_of(int64_t bh, int64_t tiles, const char* op, unsigned* grid) {
     return BERT4J_OK;
 }
 
-template <typename T, int D>
+template <typename T, int D, typename K>
 int launch_forward(Params p, cudaStream_t stream, const char* op) {
     const int64_t bh = p.batch * p.heads;
-    p.tiles = row_tiles(p.seq_q);
+    p.tiles = row_tiles(p.seq_q, K::fwd_rows);
     unsigned grid = 0;
     int st = grid_of(bh, p.tiles, op, &grid);
     if (st != BERT4J_OK || grid == 0) return st;
-    constexpr size_t bytes = fwd_smem<T, D>();
-    if ((st = prepare(attention_fwd_kernel<T, D>, bytes, op, "the forward kernel")) != BERT4J_OK) return st;
-    attention_fwd_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p);
+    constexpr size_t bytes = K::fwd_bytes;
+    if ((st = prepare(K::fwd, bytes, op, "the forward kernel")) != BERT4J_OK) return st;
+    K::fwd<<<grid, kThreads, bytes, stream>>>(p);
     const cudaError_t err = cudaGetLastError();
     return err == cudaSuccess ? BERT4J_OK : cuda_fail(op, "forward kernel launch", err);
 }
 
-template <typename T, int D>
+template <typename T, int D, typename K>
 int launch_backward(Params p, cudaStream_t stream, const char* op) {
     const int64_t bh = p.batch * p.heads;
     const bool varlen = p.cu_seqlens != nullptr;
@@ -682,15 +710,15 @@ int launch_backward(Params p, cudaStream_t stream, const char* op) {
     const int64_t rows = varlen ? p.heads * p.total_tokens : bh * p.seq_q;
     const int64_t dot_blocks = (rows + kWarps - 1) / kWarps;
     unsigned grid_q = 0, grid_k = 0;
-    int st = grid_of(bh, row_tiles(p.seq_q), op, &grid_q);
-    if (st == BERT4J_OK) st = grid_of(bh, row_tiles(p.seq_k), op, &grid_k);
+    int st = grid_of(bh, row_tiles(p.seq_q, K::dq_rows), op, &grid_q);
+    if (st == BERT4J_OK) st = grid_of(bh, row_tiles(p.seq_k, K::dkdv_rows), op, &grid_k);
     if (st != BERT4J_OK) return st;
     if (dot_blocks > INT_MAX)
         return detail::fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: %lld query rows exceed one launch", op,
                             static_cast<long long>(rows));
-    if (grid_q > 0 && (st = prepare(attention_bwd_dq_kernel<T, D>, dq_smem<T, D>(), op, "the dQ kernel")) != BERT4J_OK)
+    if (grid_q > 0 && (st = prepare(K::dq, K::dq_bytes, op, "the dQ kernel")) != BERT4J_OK)
         return st;
-    if (grid_k > 0 && (st = prepare(attention_bwd_dkdv_kernel<T, D>, dkdv_smem<T, D>(), op, "the dK/dV kernel")) != BERT4J_OK)
+    if (grid_k > 0 && (st = prepare(K::dkdv, K::dkdv_bytes, op, "the dK/dV kernel")) != BERT4J_OK)
         return st;
 
     cudaError_t err = cudaSuccess;
@@ -706,13 +734,13 @@ int launch_backward(Params p, cudaStream_t stream, const char* op) {
         err = cudaGetLastError();
     }
     if (err == cudaSuccess && grid_q > 0) {
-        p.tiles = row_tiles(p.seq_q);
-        attention_bwd_dq_kernel<T, D><<<grid_q, kThreads, dq_smem<T, D>(), stream>>>(p);
+        p.tiles = row_tiles(p.seq_q, K::dq_rows);
+        K::dq<<<grid_q, kThreads, K::dq_bytes, stream>>>(p);
         err = cudaGetLastError();
     }
     if (err == cudaSuccess && grid_k > 0) {
-        p.tiles = row_tiles(p.seq_k);
-        attention_bwd_dkdv_kernel<T, D><<<grid_k, kThreads, dkdv_smem<T, D>(), stream>>>(p);
+        p.tiles = row_tiles(p.seq_k, K::dkdv_rows);
+        K::dkdv<<<grid_k, kThreads, K::dkdv_bytes, stream>>>(p);
         err = cudaGetLastError();
     }
     if (p.dvec != nullptr) {
@@ -722,11 +750,45 @@ int launch_backward(Params p, cudaStream_t stream, const char* op) {
     return err == cudaSuccess ? BERT4J_OK : cuda_fail(op, "backward kernel launch", err);
 }
 
+// The tensor-core kernels need sm_80+ (bf16 mma), 16-byte aligned inputs (cp.async) and
+// 4-byte aligned outputs. By default the forward and dQ kernels give each warp two 16-row
+// blocks (32 queries), so every K/V fragment read from shared memory feeds two products:
+// on an H200 0.128 vs 0.135 ms forward, 0.62 vs 0.63 ms forward+backward at 32x12x512x64
+// bf16 (benchmarks/gpu). BERT4J_CUDA_ATTENTION=mma16 selects one block per warp and
+// =generic the generic kernels (for comparisons and as an escape hatch).
+int device_major() {
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return 0;
+    return major;
+}
+
+// 0: generic kernels; else the tensor-core kernels with that many 16-row blocks per warp.
+int mma_rows(const Params& p) {
+    const char* forced = std::getenv("BERT4J_CUDA_ATTENTION");
+    if (forced != nullptr && std::strcmp(forced, "generic") == 0) return 0;
+    if (!(p.vec && p.vec_out && device_major() >= 8)) return 0;
+    return forced != nullptr && std::strcmp(forced, "mma16") == 0 ? 1 : 2;
+}
+
+template <typename T, int D>
+int launch(bool backward, const Params& p, cudaStream_t stream, const char* op) {
+    if constexpr (std::is_same_v<T, bf16>) {
+        const int rb = mma_rows(p);
+        if (rb == 1)
+            return backward ? launch_backward<T, D, MmaKernels<D, 1>>(p, stream, op)
+                            : launch_forward<T, D, MmaKernels<D, 1>>(p, stream, op);
+        if (rb == 2)
+            return backward ? launch_backward<T, D, MmaKernels<D, 2>>(p, stream, op)
+                            : launch_forward<T, D, MmaKernels<D, 2>>(p, stream, op);
+    }
+    return backward ? launch_backward<T, D, GenericKernels<T, D>>(p, stream, op)
+                    : launch_forward<T, D, GenericKernels<T, D>>(p, stream, op);
+}
+
 template <typename T>
 int dispatch(bool backward, int64_t head_dim, const Params& p, cudaStream_t stream, const char* op) {
-    if (head_dim == 32)
-        return backward ? launch_backward<T, 32>(p, stream, op) : launch_forward<T, 32>(p, stream, op);
-    return backward ? launch_backward<T, 64>(p, stream, op) : launch_forward<T, 64>(p, stream, op);
+    return head_dim == 32 ? launch<T, 32>(backward, p, stream, op) : launch<T, 64>(backward, p, stream, op);
 }
 
 // ---- checked entry point (shared body) --------------------------------------------------
@@ -800,6 +862,16 @@ int run(const char* op, int dtype, const detail::AttentionArgs& a, uint64_t seed
                 if (strides[t][d] % V != 0) vec = false;
         }
         p.vec = vec ? 1 : 0;
+        // Outputs written as 2-element words by the tensor-core kernels.
+        bool vec_out = true;
+        const void* outs[] = {a.backward ? a.dq : a.out, a.backward ? a.dk : nullptr, a.backward ? a.dv : nullptr};
+        const int64_t* out_strides[] = {a.backward ? p.dqs : p.os, p.dks, p.dvs};
+        for (int t = 0; t < (a.backward ? 3 : 1); ++t) {
+            if (outs[t] != nullptr && reinterpret_cast<uintptr_t>(outs[t]) % 4 != 0) vec_out = false;
+            for (int d = 0; d < 3; ++d)
+                if (out_strides[t][d] % 2 != 0) vec_out = false;
+        }
+        p.vec_out = vec_out ? 1 : 0;
 
         const cudaStream_t s = static_cast<cudaStream_t>(stream);
         st = dtype == BERT4J_DTYPE_BF16 ? dispatch<bf16>(a.backward, a.head_dim, p, s, op)
