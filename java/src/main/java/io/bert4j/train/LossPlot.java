@@ -3,6 +3,8 @@ package io.bert4j.train;
 import io.bert4j.io.AtomicFiles;
 
 import javax.imageio.ImageIO;
+import javax.imageio.ImageWriter;
+import javax.imageio.stream.MemoryCacheImageOutputStream;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
@@ -34,10 +36,16 @@ public final class LossPlot {
         System.setProperty("java.awt.headless", "true");
         BufferedImage img = render(train, eval, WIDTH, HEIGHT);
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try {
-            ImageIO.write(img, "png", bytes);
+        // An in-memory stream: ImageIO's default file cache registers a shutdown hook, which
+        // fails while the JVM shuts down, just when a Ctrl-C checkpoint redraws the plot.
+        ImageWriter writer = ImageIO.getImageWritersByFormatName("png").next();
+        try (MemoryCacheImageOutputStream ios = new MemoryCacheImageOutputStream(bytes)) {
+            writer.setOutput(ios);
+            writer.write(img);
         } catch (IOException e) {
             throw new io.bert4j.Bert4jException(png + ": cannot encode the loss plot: " + e.getMessage(), e);
+        } finally {
+            writer.dispose();
         }
         AtomicFiles.writeBytes(png, bytes.toByteArray());
     }

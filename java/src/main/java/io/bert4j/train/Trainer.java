@@ -468,6 +468,7 @@ public final class Trainer<B> implements AutoCloseable {
         Path tmp;
         try {
             tmp = Files.createTempDirectory(out, "." + target.getFileName() + ".partial-");
+            openUp(tmp);
         } catch (IOException e) {
             throw new Bert4jException(out + ": cannot create a checkpoint folder: " + e.getMessage(), e);
         }
@@ -553,8 +554,13 @@ public final class Trainer<B> implements AutoCloseable {
         }
     }
 
+    /** The plot is a convenience: failing to draw it warns but never fails a checkpoint or the run. */
     private void writePlot() {
-        LossPlot.write(config.outDir().resolve(PLOT_FILE), trainHistory, evalHistory);
+        try {
+            LossPlot.write(config.outDir().resolve(PLOT_FILE), trainHistory, evalHistory);
+        } catch (RuntimeException | Error e) {
+            progressOut.println("bert4j: warning: cannot write " + PLOT_FILE + ": " + e);
+        }
     }
 
     /** Deletes hidden temporary folders left by a checkpoint or final-model write that never finished. */
@@ -608,6 +614,15 @@ public final class Trainer<B> implements AutoCloseable {
             throw new Bert4jException(f + ": cannot read: " + e.getMessage(), e);
         }
         AtomicFiles.writeString(f, kept.toString());
+    }
+
+    /** Temporary folders are created owner-only; a checkpoint should read like any other folder. */
+    private static void openUp(Path dir) {
+        try {
+            Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        } catch (IOException | UnsupportedOperationException ignored) {
+            // Not a POSIX file system: keep the defaults.
+        }
     }
 
     private static void fsyncDirectory(Path dir) {

@@ -286,6 +286,20 @@ class TrainerTest {
     }
 
     @Test
+    void terminalProgressRewritesOneLine(@TempDir Path out) {
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        try (TinyTask task = new TinyTask(1, 0.1);
+             Trainer<TinyTask.Batch> t = new Trainer<>(config(out).withEvalEvery(0), task,
+                     new PrintStream(log, true, StandardCharsets.UTF_8), true)) {
+            t.train(new TinyTask.TinyData(BATCH, null));
+        }
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertEquals(10, text.chars().filter(c -> c == '\r').count(), text);
+        assertEquals(1, text.chars().filter(c -> c == '\n').count(), "one newline at the end: " + text);
+        assertTrue(text.contains("step 10/10 [========================]"), text);
+    }
+
+    @Test
     void refusesAFolderWithCheckpointsUnlessRestored(@TempDir Path out) {
         try (TinyTask task = new TinyTask(1, 0.1); Trainer<TinyTask.Batch> t = new Trainer<>(config(out), task, quiet(), false)) {
             runAndStop(out, task, 2);
