@@ -256,7 +256,8 @@ public final class Trainer<B> implements AutoCloseable {
      * Trains from the current step (0, or where {@link #restoreLatest()} put it) to
      * {@code totalSteps}, or until {@link #requestStop()}. On completion writes a final
      * checkpoint, the final model into the output folder and loss.png. Refuses an output folder
-     * that holds checkpoints unless the run was restored from them.
+     * that holds checkpoints unless the run was restored from them (or this trainer wrote
+     * them: calling train again after a stop continues in-process).
      */
     public Result train(DataSource<B> data) {
         Path out = config.outDir();
@@ -266,11 +267,12 @@ public final class Trainer<B> implements AutoCloseable {
             throw new Bert4jException(out + ": cannot create the output folder: " + e.getMessage(), e);
         }
         cleanPartials();
-        if (!restored && latestCheckpoint(out).isPresent()) {
+        boolean fresh = !restored && lastCheckpoint == null; // neither resumed nor continuing after a stop
+        if (fresh && latestCheckpoint(out).isPresent()) {
             throw new Bert4jException(out + " already holds checkpoints (newest " + latestCheckpoint(out).get().getFileName()
                     + "); resume from them or choose an empty output folder");
         }
-        if (!restored) {
+        if (fresh && step == 0) {
             truncateMetrics(0);
         }
         stopRequested = false;

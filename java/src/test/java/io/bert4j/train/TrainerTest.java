@@ -307,6 +307,24 @@ class TrainerTest {
             assertTrue(e.getMessage().contains("already holds checkpoints"), e.getMessage());
         }
         assertThrows(Bert4jException.class, () -> TrainerConfig.of(out, 10).withAccumulation(0));
+        // The trainer that wrote the checkpoints may carry on after its stop, in-process.
+        Path own = out.resolveSibling(out.getFileName() + "-own");
+        try (TinyTask task = new TinyTask(1, 0.1)) {
+            assertTrue(runAndStop(own, task, 2).stopped());
+        }
+        try (TinyTask task = new TinyTask(1, 0.1); Trainer<TinyTask.Batch> t = new Trainer<>(config(own.resolveSibling("own2")), task, quiet(), false)) {
+            TinyTask.TinyData data = new TinyTask.TinyData(BATCH, null);
+            data.onNext = i -> {
+                if (i == 2) {
+                    t.requestStop();
+                }
+            };
+            assertTrue(t.train(data).stopped());
+            data.onNext = i -> { };
+            Trainer.Result r = t.train(data);
+            assertEquals(10, r.step());
+            assertFalse(r.stopped());
+        }
         assertThrows(Bert4jException.class, () -> TrainerConfig.of(out, 10).withWarmupSteps(11));
     }
 }
