@@ -168,7 +168,7 @@ public final class PretrainingDataStream implements Iterator<PretrainingBatch> {
     private PretrainingBatch nextBatch(boolean materialize) {
         List<TrainingInstance> batch = new ArrayList<>(options.batchSize());
         List<Masker.Masked> masked = new ArrayList<>(options.batchSize());
-        while (batch.size() < options.batchSize() && instances.hasNext()) {
+        for (int taken = 0; taken < options.batchSize() && instances.hasNext(); taken++) {
             TrainingInstance in = instances.next();
             if (materialize) {
                 batch.add(in);
