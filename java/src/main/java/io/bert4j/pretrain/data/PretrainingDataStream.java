@@ -127,11 +127,13 @@ public final class PretrainingDataStream implements Iterator<PretrainingBatch> {
         this.padId = tokenizer.padId();
         startEpoch(position.epoch());
         for (long b = 0; b < position.batch(); b++) {
-            if (!instances.hasNext()) {
-                throw new Bert4jException("cannot resume at " + position + ": epoch " + position.epoch() + " of "
-                        + corpus.name() + " has only " + b + " batches of " + options.batchSize());
-            }
             nextBatch(false);
+            // position() never names the batch after an epoch's last one: it moves to the next epoch.
+            if (epoch != position.epoch()) {
+                throw new Bert4jException("cannot resume at " + position + ": epoch " + position.epoch() + " of "
+                        + corpus.name() + " has only " + (b + 1) + " batches of " + options.batchSize()
+                        + " (was the corpus or a setting changed?)");
+            }
         }
     }
 

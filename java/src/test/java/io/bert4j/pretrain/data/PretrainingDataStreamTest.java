@@ -199,6 +199,11 @@ class PretrainingDataStreamTest {
                 assertTrue(same(batches.get(j), resumed.next()), "resumed at " + p + ": batch " + j + " differs");
             }
         }
+        // A position past the end of its epoch cannot come from position(): refused, not silently moved.
+        PretrainingDataStream.Position bad = new PretrainingDataStream.Position(0, epoch1);
+        io.bert4j.Bert4jException e = org.junit.jupiter.api.Assertions.assertThrows(io.bert4j.Bert4jException.class,
+                () -> new PretrainingDataStream(small, tok, o, bad));
+        assertTrue(e.getMessage().contains("cannot resume at 0:" + epoch1), e.getMessage());
     }
 
     @Test
