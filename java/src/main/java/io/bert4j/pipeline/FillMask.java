@@ -52,6 +52,11 @@ public final class FillMask implements AutoCloseable {
         BertForPreTraining model = BertForPreTraining.load(dir);
         try {
             BertTokenizer tok = BertTokenizer.load(dir);
+            if (tok.vocabSize() > model.config().vocabSize()) {
+                tok.close();
+                throw new Bert4jException(dir + ": the tokenizer has " + tok.vocabSize()
+                        + " tokens but config.json says vocab_size " + model.config().vocabSize());
+            }
             model.setKernels(kernels);
             model.train(false);
             return new FillMask(model, tok, true);
@@ -97,7 +102,10 @@ public final class FillMask implements AutoCloseable {
             throw new Bert4jException("no " + tokenizer.idToToken(mask) + " token in the text: \"" + text
                     + "\"; fill-mask predicts the tokens at the mask positions");
         }
-        int k = Math.min(topK, model.config().vocabSize());
+        // Only ids the tokenizer can decode are candidates (a config may pad vocab_size past the
+        // tokenizer's vocabulary); their scores are still the softmax over the whole vocabulary.
+        int candidates = Math.min(model.config().vocabSize(), tokenizer.vocabSize());
+        int k = Math.min(topK, candidates);
         int m = positions.size();
         float[] scores;
         long[] tokens;
@@ -112,7 +120,7 @@ public final class FillMask implements AutoCloseable {
             Tensor hidden = model.encoder().forward(input, typeIds, null).lastHiddenState().select(0, 0); // [S, H]
             long[] pos = positions.stream().mapToLong(Integer::longValue).toArray();
             Tensor rows = hidden.index_select(0, Tensors.fromLongs(pos, m));                      // [M, H]
-            Tensor probs = model.mlmLogits(rows).softmax(-1);                                     // [M, V]
+            Tensor probs = model.mlmLogits(rows).softmax(-1).narrow(1, 0, candidates);           // [M, V']
             T_TensorTensor_T top = probs.topk(k, -1, true, true);                                 // [M, k] each
             scores = Tensors.toFloatArray(top.get0());
             Tensor idx = top.get1().contiguous();

@@ -94,6 +94,32 @@ class FillMaskCommandTest {
         checkRanked(lines.subList(2, 5), 3);
     }
 
+    /** A config vocabulary padded past the tokenizer's: ids the tokenizer cannot decode are never candidates. */
+    @Test
+    void paddedVocabularyOnlyPredictsTokenizerIds() {
+        int vocab = tokenizer.vocabSize();
+        Path dir = tmp.resolve("padded-vocab");
+        BertConfig cfg = BertConfig.of(vocab + 6, 32, 1, 2, 64, 32);
+        java.util.Map<String, io.bert4j.io.HostTensor> sd;
+        try (BertForPreTraining m = BertForPreTraining.randomMaskedLM(cfg, 22)) {
+            sd = m.stateDict();
+        }
+        float[] bias = new float[vocab + 6];
+        for (int i = vocab; i < bias.length; i++) bias[i] = 10f;   // the padding ids would win every argmax
+        sd.put("cls.predictions.bias", io.bert4j.io.HostTensor.ofFloats(bias, bias.length));
+        try (BertForPreTraining m = BertForPreTraining.fromStateDict(cfg, sd, null)) {
+            m.save(dir, tokenizer);
+        }
+        try (FillMask fm = FillMask.load(dir, KernelMode.FUSED)) {
+            List<FillMask.Prediction> preds = fm.predict("a [MASK] b", 3).get(0);
+            assertEquals(3, preds.size());
+            for (FillMask.Prediction p : preds) {
+                assertTrue(p.token() < vocab, "token " + p.token());
+                assertTrue(p.score() < 0.01, "the padding ids hold nearly all the probability: " + p.score());
+            }
+        }
+    }
+
     @Test
     void errors() {
         EmbedCommandTest.Run r = run("fill-mask", "--model", model.toString(), "no mask here");
