@@ -449,13 +449,18 @@ public final class BertModel implements AutoCloseable {
     }
 
     private Tensor activation(Tensor x) {
-        return switch (config.hiddenAct()) {
+        return activation(config.hiddenAct(), x);
+    }
+
+    /** HF's ACT2FN for the activations bert4j supports; shared with the heads (BertForPreTraining). */
+    static Tensor activation(String hiddenAct, Tensor x) {
+        return switch (hiddenAct) {
             case "gelu" -> torch.gelu(x);
             case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> torch.gelu(x, "tanh");
             case "relu" -> x.relu();
             case "silu", "swish" -> torch.silu(x);
             case "tanh" -> x.tanh();
-            default -> throw new Bert4jException("unsupported hidden_act " + config.hiddenAct());
+            default -> throw new Bert4jException("unsupported hidden_act " + hiddenAct);
         };
     }
 
