@@ -80,6 +80,11 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--max-grad-norm", paramLabel = "X", defaultValue = "1.0", description = "Gradient clipping (default: ${DEFAULT-VALUE}; 0 = off).")
     double maxGradNorm;
 
+    @Option(names = "--dropout", paramLabel = "P",
+            description = "Hidden and attention dropout while training (default: the config's, 0.1 for the presets; "
+                    + "short runs of small models learn faster with 0).")
+    Double dropout;
+
     @Option(names = "--whole-word-mask", description = "Mask whole words instead of single WordPiece tokens.")
     boolean wholeWordMask;
 
@@ -155,6 +160,9 @@ public final class PretrainCommand implements Callable<Integer> {
             }
             BertForPreTraining model = BertForPreTraining.random(cfg, seed);
             model.setKernels(mode);
+            if (dropout != null) {
+                model.setDropout(dropout, dropout);
+            }
             TrainerConfig tc = TrainerConfig.of(out, steps).withLr(lr).withWeightDecay(weightDecay)
                     .withWarmupRatio(warmup).withMaxGradNorm(maxGradNorm).withAccumulation(accumulate)
                     .withEvalEvery(evalEvery <= 0 ? steps : evalEvery).withSaveEvery(saveEvery).withKeepLast(keep)
