@@ -300,7 +300,9 @@ class TrainerTest {
     }
 
     @Test
-    void refusesAFolderWithCheckpointsUnlessRestored(@TempDir Path out) {
+    void refusesAFolderWithCheckpointsUnlessRestored(@TempDir Path base) {
+        // Every folder inside the temporary directory: a rerun must not meet an earlier run's files.
+        Path out = base.resolve("run");
         try (TinyTask task = new TinyTask(1, 0.1); Trainer<TinyTask.Batch> t = new Trainer<>(config(out), task, quiet(), false)) {
             runAndStop(out, task, 2);
             Bert4jException e = assertThrows(Bert4jException.class, () -> t.train(new TinyTask.TinyData(BATCH, null)));
@@ -308,11 +310,11 @@ class TrainerTest {
         }
         assertThrows(Bert4jException.class, () -> TrainerConfig.of(out, 10).withAccumulation(0));
         // The trainer that wrote the checkpoints may carry on after its stop, in-process.
-        Path own = out.resolveSibling(out.getFileName() + "-own");
+        Path own = base.resolve("own");
         try (TinyTask task = new TinyTask(1, 0.1)) {
             assertTrue(runAndStop(own, task, 2).stopped());
         }
-        try (TinyTask task = new TinyTask(1, 0.1); Trainer<TinyTask.Batch> t = new Trainer<>(config(own.resolveSibling("own2")), task, quiet(), false)) {
+        try (TinyTask task = new TinyTask(1, 0.1); Trainer<TinyTask.Batch> t = new Trainer<>(config(base.resolve("own2")), task, quiet(), false)) {
             TinyTask.TinyData data = new TinyTask.TinyData(BATCH, null);
             data.onNext = i -> {
                 if (i == 2) {
