@@ -65,6 +65,15 @@ __device__ __forceinline__ uint32_t pack(float lo, float hi) {
     return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// A fragment of the next product over accumulator columns 16 kk .. 16 kk + 15: the C fragments
+// of 8-column tiles 2 kk and 2 kk + 1, rounded to bf16 (see the layouts at the top).
+__device__ __forceinline__ void c_to_a(const float (&c)[8][4], int kk, uint32_t* a) {
+    a[0] = pack(c[2 * kk][0], c[2 * kk][1]);
+    a[1] = pack(c[2 * kk][2], c[2 * kk][3]);
+    a[2] = pack(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+    a[3] = pack(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
 __device__ __forceinline__ void cp16(uint32_t dst, const void* src, bool full) {
     // src-size 0 zero-fills the 16 bytes without reading src
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(full ? 16 : 0));
@@ -374,12 +383,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(const Params p) {
         for (int kk = 0; kk < 4; ++kk) {
             uint32_t a[RB][4];
 #pragma unroll
-            for (int rb = 0; rb < RB; ++rb) {
-                a[rb][0] = pack(s[rb][2 * kk][0], s[rb][2 * kk][1]);
-                a[rb][1] = pack(s[rb][2 * kk][2], s[rb][2 * kk][3]);
-                a[rb][2] = pack(s[rb][2 * kk + 1][0], s[rb][2 * kk + 1][1]);
-                a[rb][3] = pack(s[rb][2 * kk + 1][2], s[rb][2 * kk + 1][3]);
-            }
+            for (int rb = 0; rb < RB; ++rb) c_to_a(s[rb], kk, a[rb]);
 #pragma unroll
             for (int dp = 0; dp < D / 16; ++dp) {
                 uint32_t b[4];
@@ -576,12 +580,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const Params p) {
         for (int kk = 0; kk < 4; ++kk) {
             uint32_t a[RB][4];
 #pragma unroll
-            for (int rb = 0; rb < RB; ++rb) {
-                a[rb][0] = pack(s[rb][2 * kk][0], s[rb][2 * kk][1]);
-                a[rb][1] = pack(s[rb][2 * kk][2], s[rb][2 * kk][3]);
-                a[rb][2] = pack(s[rb][2 * kk + 1][0], s[rb][2 * kk + 1][1]);
-                a[rb][3] = pack(s[rb][2 * kk + 1][2], s[rb][2 * kk + 1][3]);
-            }
+            for (int rb = 0; rb < RB; ++rb) c_to_a(s[rb], kk, a[rb]);
 #pragma unroll
             for (int np = 0; np < D / 16; ++np) {
                 uint32_t b[4];
@@ -742,12 +741,9 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const Params p) {
         }
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
-            const uint32_t a[4] = {pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]),
-                                   pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                   pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-            const uint32_t g[4] = {pack(dp[2 * kk][0], dp[2 * kk][1]), pack(dp[2 * kk][2], dp[2 * kk][3]),
-                                   pack(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
-                                   pack(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+            uint32_t a[4], g[4];
+            c_to_a(s, kk, a);
+            c_to_a(dp, kk, g);
 #pragma unroll
             for (int np = 0; np < D / 16; ++np) {
                 uint32_t b[4];
