@@ -99,7 +99,9 @@ final class TaskModel implements AutoCloseable {
             sd = base.stateDict();
         }
         sd.keySet().removeIf(k -> !k.startsWith(StateDicts.BASE_PREFIX));
-        return fromStateDict(config, sd, spec, rows, false, false, seed);
+        TaskModel loaded = fromStateDict(config, sd, spec, rows, false, false, seed);
+        // Everything is new here, so there is no load report (the head is not "missing" from anything).
+        return new TaskModel(config, spec, loaded.encoder, loaded.weight, loaded.bias, List.of(), List.of());
     }
 
     /** Reads a folder's config and weights, then {@link #fromStateDict}; errors name the folder. */
