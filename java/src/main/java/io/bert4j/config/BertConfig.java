@@ -228,7 +228,10 @@ public record BertConfig(
         Set<String> names = new java.util.HashSet<>();
         for (int i = 0; i < n; i++) {
             String name = id2label.get(i);
-            if (name == null || !names.add(name)) {
+            if (name == null) {
+                throw new Bert4jException("id2label has no name for id " + i);
+            }
+            if (!names.add(name)) {
                 throw new Bert4jException("id2label names must be distinct, \"" + name + "\" appears twice");
             }
         }

@@ -69,9 +69,16 @@ public final class BertForTokenClassification implements AutoCloseable {
         return new BertForTokenClassification(TaskModel.random(c, SPEC, c.numLabels(), seed));
     }
 
-    /** {@link #fromPretrained(Path, Map, boolean, long)} with labels {@code LABEL_0..LABEL_{n-1}}. */
+    /**
+     * {@link #fromPretrained(Path, Map, boolean, long)} with {@code numLabels} labels: the folder's
+     * own names when it has that many, else {@code LABEL_0..LABEL_{n-1}} (as HF's
+     * {@code num_labels=} argument).
+     */
     public static BertForTokenClassification fromPretrained(Path dir, int numLabels, long seed) {
-        return fromPretrained(dir, BertConfig.defaultId2Label(numLabels), false, seed);
+        Map<Integer, String> fresh = BertConfig.defaultId2Label(numLabels);
+        return new BertForTokenClassification(TaskModel.load(dir, SPEC,
+                c -> c.labels().size() == numLabels ? resolve(c, null) : resolve(c, fresh),
+                BertConfig::numLabels, false, false, seed));
     }
 
     /** {@link #fromPretrained(Path, Map, boolean, long)} keeping a head of the right size. */

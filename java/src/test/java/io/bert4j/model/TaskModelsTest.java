@@ -271,6 +271,11 @@ class TaskModelsTest {
             assertEquals(List.of(), t.newlyInitialized());
             assertEquals(LABELS3, t.id2label());
         }
+        // Asking for as many labels as the folder has keeps its names and head (HF's num_labels=).
+        try (var s = BertForSequenceClassification.fromPretrained(seqDir, 3, 1)) {
+            assertEquals(LABELS3, s.id2label());
+            assertEquals(List.of(), s.newlyInitialized());
+        }
         // A head of another size is an error unless re-initialisation is asked for.
         Bert4jException e = assertThrows(Bert4jException.class,
                 () -> BertForSequenceClassification.fromPretrained(seqDir, 5, 1));
@@ -650,6 +655,29 @@ class TaskModelsTest {
         ex = assertThrows(Bert4jException.class, () -> BertForSequenceClassification.load(dir));
         assertTrue(ex.getMessage().contains("multi_label_classification"), ex.getMessage());
         assertNotNull(ex.getMessage());
+    }
+
+    @Test
+    void configLabelsFollowHf(@TempDir Path tmp) {
+        BertConfig plain = CONFIG;
+        assertEquals(2, plain.numLabels(), "HF's default num_labels");
+        assertEquals(Map.of(0, "LABEL_0", 1, "LABEL_1"), plain.labels());
+        // Ids given out of order come back in id order; label2id is the inverse.
+        Map<Integer, String> shuffled = new java.util.LinkedHashMap<>();
+        shuffled.put(2, "c");
+        shuffled.put(0, "a");
+        shuffled.put(1, "b");
+        BertConfig c = plain.withId2Label(shuffled).withProblemType(BertConfig.SINGLE_LABEL);
+        assertEquals(List.of(0, 1, 2), new ArrayList<>(c.id2label().keySet()));
+        assertEquals(Map.of("a", 0, "b", 1, "c", 2), c.label2id());
+        assertEquals(3, c.numLabels());
+        c.write(tmp.resolve("config.json"));
+        BertConfig back = BertConfig.read(tmp.resolve("config.json"));
+        assertEquals(c.id2label(), back.id2label());
+        assertEquals(BertConfig.SINGLE_LABEL, back.problemType());
+        assertEquals(3, back.numLabels());
+        e(() -> plain.withId2Label(Map.of(0, "a", 1, "b", 3, "d")), "without gaps");
+        e(() -> BertConfig.defaultId2Label(0), "must be > 0");
     }
 
     static void e(org.junit.jupiter.api.function.Executable x, String text) {
