@@ -31,7 +31,7 @@ public final class BertForQuestionAnswering implements AutoCloseable {
 
     public static final String ARCHITECTURE = "BertForQuestionAnswering";
 
-    static final TaskModel.Spec SPEC = new TaskModel.Spec(ARCHITECTURE, "qa_outputs", false);
+    static final TaskModel.Spec SPEC = new TaskModel.Spec(ARCHITECTURE, "qa_outputs", false, false);
 
     /** One forward pass: {@code startLogits}, {@code endLogits} [B, S]; {@code lastHiddenState} [B, S, H]. */
     public record Output(Tensor startLogits, Tensor endLogits, Tensor lastHiddenState) {

@@ -36,7 +36,7 @@ public final class BertForSequenceClassification implements AutoCloseable {
 
     public static final String ARCHITECTURE = "BertForSequenceClassification";
 
-    static final TaskModel.Spec SPEC = new TaskModel.Spec(ARCHITECTURE, "classifier", true);
+    static final TaskModel.Spec SPEC = new TaskModel.Spec(ARCHITECTURE, "classifier", true, true);
 
     /** Labels with this value are left out of the cross-entropy (HF / PyTorch's ignore_index). */
     public static final long IGNORE_INDEX = -100;

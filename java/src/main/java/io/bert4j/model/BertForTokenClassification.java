@@ -33,7 +33,7 @@ public final class BertForTokenClassification implements AutoCloseable {
 
     public static final String ARCHITECTURE = "BertForTokenClassification";
 
-    static final TaskModel.Spec SPEC = new TaskModel.Spec(ARCHITECTURE, "classifier", false);
+    static final TaskModel.Spec SPEC = new TaskModel.Spec(ARCHITECTURE, "classifier", false, true);
 
     /** Tokens labelled with this value are left out of the loss (sub-word continuations, special tokens, padding). */
     public static final long IGNORE_INDEX = -100;

@@ -37,8 +37,11 @@ import java.util.stream.Stream;
  */
 final class TaskModel implements AutoCloseable {
 
-    /** The architecture's fixed parts: its config.json name, the head module name, whether the encoder has a pooler. */
-    record Spec(String architecture, String headName, boolean pooler) {
+    /**
+     * The architecture's fixed parts: its config.json name, the head module name, whether the
+     * encoder has a pooler, whether HF puts dropout before the head.
+     */
+    record Spec(String architecture, String headName, boolean pooler, boolean headDropout) {
         String weight() {
             return headName + ".weight";
         }
@@ -73,7 +76,8 @@ final class TaskModel implements AutoCloseable {
         this.bias = bias;
         this.warnings = List.copyOf(warnings);
         this.newlyInitialized = List.copyOf(newlyInitialized);
-        this.headDropoutP = config.classifierDropout() != null ? config.classifierDropout() : config.hiddenDropoutProb();
+        this.headDropoutP = !spec.headDropout() ? 0.0
+                : config.classifierDropout() != null ? config.classifierDropout() : config.hiddenDropoutProb();
     }
 
     // ------------------------------------------------------------------ keys
@@ -337,6 +341,9 @@ final class TaskModel implements AutoCloseable {
     }
 
     void setDropout(double hiddenP, double attentionP, double headP) {
+        if (!spec.headDropout() && headP != 0) {
+            throw new Bert4jException("a " + spec.architecture() + " has no dropout before its head");
+        }
         if (!(headP >= 0 && headP < 1)) {
             throw new Bert4jException("classifier dropout must be in [0, 1), got " + headP);
         }

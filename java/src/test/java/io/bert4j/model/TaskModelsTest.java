@@ -542,6 +542,14 @@ class TaskModelsTest {
             m.setDropout(0, 0, 0);
             assertTrue(m.forward(in.ids(), in.types(), in.mask()).logits().equal(eval));
         }
+        // HF's question-answering head has no dropout, whatever classifier_dropout says.
+        try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard();
+             var qa = BertForQuestionAnswering.random(CONFIG.withClassifierDropout(0.5), 10)) {
+            Tensor eval = qa.forward(in.ids(), in.types(), in.mask()).startLogits();
+            qa.train(true);
+            qa.setDropout(0, 0);
+            assertTrue(qa.forward(in.ids(), in.types(), in.mask()).startLogits().equal(eval));
+        }
     }
 
     @Test
@@ -576,7 +584,7 @@ class TaskModelsTest {
                 @SuppressWarnings("unchecked") Supplier<Tensor> loss = (Supplier<Tensor>) run[2];
                 double first = 0, last = 0;
                 try (AdamW opt = new AdamW(params, 0.01)) {
-                    for (int step = 0; step < 25; step++) {
+                    for (int step = 0; step < 15; step++) {
                         try (PointerScope scope = new PointerScope()) {
                             for (Tensor p : params.values()) {
                                 if (p.grad().defined()) p.grad().zero_();
@@ -586,7 +594,7 @@ class TaskModelsTest {
                             double v = l.item_double();
                             if (step == 0) first = v;
                             last = v;
-                            opt.step(3e-3);
+                            opt.step(5e-3);
                         }
                     }
                 }
