@@ -88,7 +88,11 @@ class ConllTest {
             prevType = type;
             out.add(String.join(" ", cols));
         }
-        assertTrue(changed > 30_000, "most entities start with I- in IOB1: " + changed);
+        int entities = iob2.tagCounts().entrySet().stream().filter(t -> t.getKey().startsWith("B-"))
+                .mapToInt(Map.Entry::getValue).sum();
+        // Most entities become I-; the few that directly follow one of their type keep B-,
+        // so both IOB1 rules are exercised.
+        assertTrue(changed > entities * 9 / 10 && changed < entities, changed + " of " + entities);
         Path iob1File = tmp.resolve("train.iob1");
         Files.write(iob1File, out);
 
