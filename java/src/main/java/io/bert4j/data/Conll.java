@@ -65,7 +65,8 @@ public final class Conll {
      *
      * @param source    the file
      * @param sentences sentences in file order (empty ones are never produced)
-     * @param documents number of documents: -DOCSTART- lines, or 1 for a file with none
+     * @param documents number of documents with sentences (split at -DOCSTART- lines; a
+     *                  file without them is one document)
      * @param scheme    the input scheme, IOB1 or IOB2 (detected when AUTO was asked for)
      * @param labels    O, then B-/I- pairs by sorted entity type: see {@link #labelList}
      */
@@ -115,7 +116,10 @@ public final class Conll {
             throw new Bert4jException("CoNLL file " + file + " does not exist or is not a file");
         }
         List<RawSentence> raw = new ArrayList<>();
-        int docStarts = 0;
+        // A document is what lies between -DOCSTART- lines; ones without sentences (a file
+        // starting with -DOCSTART-, two in a row) are not counted.
+        int document = 0;
+        boolean documentHasSentences = false;
         try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             RawSentence current = null;
             String line;
@@ -132,7 +136,10 @@ public final class Conll {
                 }
                 String[] cols = trimmed.split("\\s+");
                 if (cols[0].equals("-DOCSTART-")) {
-                    docStarts++;
+                    if (documentHasSentences) {
+                        document++;
+                        documentHasSentences = false;
+                    }
                     current = null;
                     continue;
                 }
@@ -145,8 +152,9 @@ public final class Conll {
                 String tag = cols[col];
                 checkShape(tag, file, lineNo);
                 if (current == null) {
-                    current = new RawSentence(Math.max(docStarts - 1, 0), lineNo);
+                    current = new RawSentence(document, lineNo);
                     raw.add(current);
+                    documentHasSentences = true;
                 }
                 current.words.add(cols[0]);
                 current.tags.add(tag);
@@ -182,7 +190,7 @@ public final class Conll {
             all.addAll(tags);
             sentences.add(new Sentence(s.document, s.firstLine, s.words, tags));
         }
-        int documents = docStarts > 0 ? docStarts : (sentences.isEmpty() ? 0 : 1);
+        int documents = sentences.isEmpty() ? 0 : sentences.get(sentences.size() - 1).document() + 1;
         return new Corpus(file, sentences, documents, detected, labelList(all));
     }
 

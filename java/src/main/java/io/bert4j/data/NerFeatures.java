@@ -165,9 +165,17 @@ public final class NerFeatures {
             }
             prevWord = w;
         }
-        int[] types = enc.typeIds().clone();
-        return new Feature(enc.ids(), types, enc.attentionMask(), wordIndex, labels, wordCount,
+        return new Feature(enc.ids(), enc.typeIds(), enc.attentionMask(), wordIndex, labels, wordCount,
                 !enc.overflowing().isEmpty());
+    }
+
+    /** Number of features whose sentence was cut to fit the max length. */
+    public static int countTruncated(List<Feature> features) {
+        int n = 0;
+        for (Feature f : features) {
+            n += f.truncated() ? 1 : 0;
+        }
+        return n;
     }
 
     /**

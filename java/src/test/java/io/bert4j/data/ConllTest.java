@@ -154,6 +154,13 @@ class ConllTest {
         assertTrue(e.getMessage().startsWith(f + ":3:"), e.getMessage());
         assertThrows(Bert4jException.class, () -> Conll.read(f, 0, Conll.Scheme.AUTO));
 
+        // Sentences before the first -DOCSTART- form a document; empty documents do not count.
+        Path pre = tmp.resolve("pre.txt");
+        Files.writeString(pre, "a O\n\n-DOCSTART- O\n-DOCSTART- O\n\nb O\n");
+        Conll.Corpus pc = Conll.read(pre);
+        assertEquals(2, pc.documents());
+        assertEquals(1, pc.sentences().get(1).document());
+
         Path noDoc = tmp.resolve("nodoc.txt");
         Files.writeString(noDoc, "a O\nb B-X\n\nc O\n");
         Conll.Corpus nd = Conll.read(noDoc);

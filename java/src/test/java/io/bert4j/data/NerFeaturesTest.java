@@ -158,6 +158,7 @@ class NerFeaturesTest {
                 }
             }
             assertEquals(expectTruncated, truncated);
+            assertEquals(truncated, NerFeatures.countTruncated(fs));
             if (maxLength == 24) {
                 assertTrue(truncated > 100, "maxLength 24 cuts many sentences: " + truncated);
             }
