@@ -206,8 +206,9 @@ public record GlueTsv(Path file, List<String> header, Columns columns, List<Exam
             throw new Bert4jException("validation fraction must be between 0 and 1 (exclusive), got "
                     + validationFraction);
         }
-        int count = (int) Math.round(items.size() * validationFraction);
-        return split(items, Math.max(1, count), seed);
+        int n = items.size();
+        int count = (int) Math.min(n - 1, Math.max(1, Math.round(n * validationFraction)));
+        return split(items, count, seed);
     }
 
     /**
