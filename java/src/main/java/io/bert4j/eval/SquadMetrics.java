@@ -11,13 +11,16 @@ import java.util.Map;
 /**
  * SQuAD v1.1 exact match and F1, as defined by the official v1.1 evaluation script.
  *
- * <p>Answers are compared after normalisation, in this order: lowercase; delete every character
+ * <p>Answers are compared after normalisation, in this order: lowercase (as Python's
+ * {@code str.lower()}, including its rule for the final sigma); delete every character
  * of the ASCII punctuation set {@code !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~} (Python's
  * {@code string.punctuation}); replace each whole word {@code a}, {@code an}, {@code the} by a
  * space; split on whitespace and join with single spaces. "Word" and "whitespace" follow
  * Python 3's Unicode rules: a word character is a letter, a number (decimal, letter or other
  * number) or {@code _}; whitespace includes the no-break spaces U+00A0, U+2007, U+202F and
  * U+0085 (which Java's {@link Character#isWhitespace} leaves out), and SQuAD text contains them.
+ * Character properties come from the JDK's Unicode tables, so a character assigned in a later
+ * Unicode version than the JDK knows may be classed differently than by a newer Python.
  *
  * <p>Exact match is 1 when the normalised strings are equal. F1 is over the normalised tokens:
  * with {@code same} the size of the multiset intersection, precision = same / |prediction|,
@@ -120,7 +123,7 @@ public final class SquadMetrics {
         if (text == null) {
             throw new Bert4jException("cannot normalise a null answer");
         }
-        String lower = text.toLowerCase(Locale.ROOT);
+        String lower = pythonLower(text);
         StringBuilder noPunct = new StringBuilder(lower.length());
         for (int i = 0; i < lower.length(); i++) {
             char c = lower.charAt(i);
@@ -167,6 +170,81 @@ public final class SquadMetrics {
             words.add(word.toString());
         }
         return String.join(" ", words);
+    }
+
+    /**
+     * Python's {@code str.lower()}. Java's full lowercasing agrees with it except for where a
+     * capital sigma counts as word-final (lowercased to a final sigma): Python applies the
+     * Unicode rule "preceded by a cased letter and not followed by one, skipping
+     * case-ignorable characters in between", Java decides by word boundaries. So texts with
+     * U+03A3 are lowercased piece by piece with that rule applied to each sigma.
+     */
+    static String pythonLower(String text) {
+        if (text.indexOf('\u03A3') < 0) {
+            return text.toLowerCase(Locale.ROOT);
+        }
+        StringBuilder sb = new StringBuilder(text.length());
+        for (int i = 0; i < text.length(); ) {
+            int cp = text.codePointAt(i);
+            if (cp == 0x03A3) {
+                sb.append(isFinalSigma(text, i) ? '\u03C2' : '\u03C3');
+            } else {
+                // One code point on its own: full mappings (U+0130 -> "i" + dot) without context.
+                sb.append(new String(Character.toChars(cp)).toLowerCase(Locale.ROOT));
+            }
+            i += Character.charCount(cp);
+        }
+        return sb.toString();
+    }
+
+    private static boolean isFinalSigma(String s, int at) {
+        int i = at;
+        boolean casedBefore = false;
+        while (i > 0) {
+            int cp = s.codePointBefore(i);
+            i -= Character.charCount(cp);
+            if (!isCaseIgnorable(cp)) {
+                casedBefore = isCased(cp);
+                break;
+            }
+        }
+        if (!casedBefore) {
+            return false;
+        }
+        int j = at + 1;
+        while (j < s.length()) {
+            int cp = s.codePointAt(j);
+            j += Character.charCount(cp);
+            if (!isCaseIgnorable(cp)) {
+                return !isCased(cp);
+            }
+        }
+        return true;
+    }
+
+    /** Unicode "Cased": lowercase, uppercase or titlecase (Java's predicates include Other_Lowercase/Uppercase). */
+    private static boolean isCased(int cp) {
+        return Character.isLowerCase(cp) || Character.isUpperCase(cp) || Character.isTitleCase(cp);
+    }
+
+    /**
+     * Unicode "Case_Ignorable": general category Mn, Me, Cf, Lm or Sk, or word-break class
+     * MidLetter, MidNumLet or Single_Quote (listed by code point; Java has no API for them).
+     */
+    private static boolean isCaseIgnorable(int cp) {
+        switch (Character.getType(cp)) {
+            case Character.NON_SPACING_MARK, Character.ENCLOSING_MARK, Character.FORMAT,
+                    Character.MODIFIER_LETTER, Character.MODIFIER_SYMBOL -> {
+                return true;
+            }
+            default -> {
+                return switch (cp) {
+                    case '\'', '.', ':', 0x00B7, 0x0387, 0x055F, 0x05F4, 0x2018, 0x2019, 0x2024, 0x2027,
+                            0xFE13, 0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A -> true;
+                    default -> false;
+                };
+            }
+        }
     }
 
     /** Python 3's {@code \w} for str patterns: alphanumeric (letters and all numbers) or underscore. */

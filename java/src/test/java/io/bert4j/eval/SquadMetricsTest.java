@@ -39,6 +39,13 @@ class SquadMetricsTest {
         // An article next to a non-ASCII letter is not a whole word.
         assertEquals("théa", SquadMetrics.normalize("théa"));
         assertEquals("1990s", SquadMetrics.normalize("the 1990s"));
+        // Capital sigma lowercases to the final form when a cased letter precedes it and none
+        // follows, skipping case-ignorable characters such as '.' (but not '-'), as Python does.
+        assertEquals("οδος", SquadMetrics.normalize("ΟΔΟΣ."));   // '.' ignorable, then the end: final
+        assertEquals("ας β", SquadMetrics.normalize("ΑΣ Β"));     // space is not ignorable: final
+        assertEquals("αςβ", SquadMetrics.normalize("ΑΣ-Β"));      // '-' stops the look-ahead: final
+        assertEquals("theσ", SquadMetrics.normalize("THE-Σ"));    // '-' before it: no cased letter precedes
+        assertEquals("σασα", SquadMetrics.normalize("ΣΑΣ.Α"));    // '.' skipped, a letter follows: not final
         assertEquals(List.of("new", "york", "new", "york"), SquadMetrics.tokens("New York, new York."));
         assertEquals(List.of(), SquadMetrics.tokens(" a  an the "));
     }
