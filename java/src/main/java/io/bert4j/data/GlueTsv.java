@@ -3,6 +3,7 @@ package io.bert4j.data;
 import io.bert4j.Bert4jException;
 
 import java.io.IOException;
+import java.math.BigInteger;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -173,7 +174,7 @@ public record GlueTsv(Path file, List<String> header, Columns columns, List<Exam
         List<String> out = new ArrayList<>(distinct);
         boolean allInts = out.stream().allMatch(s -> INTEGER.matcher(s).matches());
         if (allInts) {
-            out.sort((a, b) -> new java.math.BigInteger(a).compareTo(new java.math.BigInteger(b)));
+            out.sort((a, b) -> new BigInteger(a).compareTo(new BigInteger(b)));
         } else {
             out = new ArrayList<>(new TreeSet<>(out));
         }
