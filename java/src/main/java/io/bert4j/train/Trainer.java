@@ -423,6 +423,13 @@ public final class Trainer<B> implements AutoCloseable {
         if (stopped && lastSavedStep != step) { // stop requested before any step of this run
             saveCheckpoint(data.position(), elapsedBefore + (System.nanoTime() - startNanos) / 1e9);
         }
+        if (stopped) {
+            writePlot();
+            // Said here rather than by the caller: on Ctrl-C the JVM exits as soon as this returns.
+            progressOut.println("stopped at step " + step + " of " + config.totalSteps() + "; checkpoint "
+                    + (lastCheckpoint == null ? "(none)" : lastCheckpoint) + "; continue with --resume");
+            progressOut.flush();
+        }
         if (!stopped) {
             if (lastSavedStep != step) { // already complete when restored
                 saveCheckpoint(data.position(), elapsedBefore + (System.nanoTime() - startNanos) / 1e9);

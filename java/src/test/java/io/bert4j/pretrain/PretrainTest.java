@@ -30,6 +30,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -161,6 +162,76 @@ class PretrainTest {
                     assertEquals(x[i], y[i], 1e-5f, k);
                 }
             }
+        }
+    }
+
+    /**
+     * Ctrl-C on a real {@code bert4j pretrain} process: SIGINT lets the running step finish,
+     * writes a checkpoint at that step and exits; {@code --resume} then continues from it.
+     */
+    @Test
+    void ctrlCWritesACheckpointThatResumeContinuesFrom() throws Exception {
+        Path out = tmp.resolve("ctrl-c");
+        Path cfg = tmp.resolve("tiny-ctrl-c.json");
+        try (BertTokenizer tok = BertTokenizer.load(vocabDir)) {
+            tinyConfig(tok.vocabSize()).write(cfg);
+        }
+        List<String> args = List.of("pretrain", "--corpus", wiki.toString(), "--tokenizer", vocabDir.toString(),
+                "--config", cfg.toString(), "--batch-size", "4", "--seq-len", "32", "--lr", "1e-3",
+                "--eval-batches", "1", "--save-every", "0", "--log-every", "1", "--out", out.toString());
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx1g", "-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main"));
+        cmd.addAll(args);
+        cmd.addAll(List.of("--steps", "1000000"));
+        Path err = tmp.resolve("ctrl-c.err");
+        Process p = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(err.toFile()).start();
+        try {
+            Path metrics = out.resolve(Trainer.METRICS_FILE);
+            long deadline = System.nanoTime() + 180_000_000_000L;
+            while (!(Files.exists(metrics) && Files.readAllLines(metrics).size() >= 3)) {
+                assertTrue(p.isAlive(), () -> "pretrain exited early: " + readQuietly(err));
+                assertTrue(System.nanoTime() < deadline, "no 3 training steps within 180 s");
+                Thread.sleep(100);
+            }
+            Process kill = new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start();
+            assertEquals(0, kill.waitFor(), "kill -INT");
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the process exits after Ctrl-C");
+        } finally {
+            p.destroyForcibly();
+        }
+        String log = Files.readString(err);
+        assertEquals(130, p.exitValue(), "the usual exit status after SIGINT: " + log);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("stopped at step (\\d+) of 1000000; checkpoint ([^;\\s]+);")
+                .matcher(log);
+        assertTrue(m.find(), log);
+        int stoppedAt = Integer.parseInt(m.group(1));
+        assertTrue(stoppedAt >= 3, log);
+        Path ckpt = out.resolve("checkpoint-" + stoppedAt);
+        assertEquals(ckpt.toString(), m.group(2));
+        assertTrue(Files.isRegularFile(ckpt.resolve(Trainer.STATE_FILE)), "a complete checkpoint at the stopped step");
+        assertEquals(stoppedAt, losses(out.resolve(Trainer.METRICS_FILE)).size(), "one metrics line per finished step");
+        try (var names = Files.list(out)) {
+            assertTrue(names.noneMatch(f -> f.getFileName().toString().contains(".partial-")), "no half-written folder left");
+        }
+
+        List<String> resume = new ArrayList<>(args);
+        resume.addAll(List.of("--steps", Integer.toString(stoppedAt + 2), "--resume"));
+        Run r = cli(resume.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("resuming from " + ckpt + " (step " + stoppedAt + ")"), r.err());
+        assertTrue(r.out().contains("\"step\": " + (stoppedAt + 2) + ", \"stopped\": false"), r.out());
+        assertEquals(stoppedAt + 2, losses(out.resolve(Trainer.METRICS_FILE)).size(), "metrics continue where they stopped");
+        try (BertForPreTraining back = BertForPreTraining.load(out)) {
+            assertEquals(BertForPreTraining.Head.PRETRAINING, back.head());
+        }
+    }
+
+    private static String readQuietly(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (java.io.IOException e) {
+            return "(" + e + ")";
         }
     }
 
