@@ -35,9 +35,10 @@ public final class TrainingOptions {
     @Option(names = "--batch-size", paramLabel = "N", defaultValue = "32", description = "Examples per batch (default: ${DEFAULT-VALUE}).")
     public int batchSize;
 
-    @Option(names = "--max-length", paramLabel = "N", defaultValue = "128",
-            description = "Tokens per input; longer inputs are truncated and counted (default: ${DEFAULT-VALUE}).")
-    public int maxLength;
+    @Option(names = "--max-length", paramLabel = "N",
+            description = "Tokens per input; longer inputs are truncated and counted (default: 128, or the model's "
+                    + "max_position_embeddings if smaller).")
+    public Integer maxLength;
 
     @Option(names = "--warmup", paramLabel = "RATIO", defaultValue = "0.1",
             description = "Share of steps with linear warmup (default: ${DEFAULT-VALUE}).")
@@ -89,7 +90,7 @@ public final class TrainingOptions {
         positive("--batch-size", (long) batchSize);
         positive("--accumulate", (long) accumulate);
         positive("--keep", (long) keep);
-        if (maxLength < 8) {
+        if (maxLength != null && maxLength < 8) {
             throw new Bert4jException("--max-length must be at least 8, got " + maxLength);
         }
         if (!(lr > 0) || !Double.isFinite(lr)) {
@@ -108,6 +109,25 @@ public final class TrainingOptions {
         if (v != null && v <= 0) {
             throw new Bert4jException(name + " must be positive, got " + v);
         }
+    }
+
+    /** The token budget for a model with {@code positions} positions: --max-length, or min(128, positions). */
+    public int maxLength(int positions) {
+        return resolveMaxLength(maxLength, positions);
+    }
+
+    /** An explicit budget must fit the model; the default of 128 shrinks to fit it. */
+    static int resolveMaxLength(Integer requested, int positions) {
+        if (requested == null) {
+            return Math.min(128, positions);
+        }
+        if (requested > positions) {
+            throw new Bert4jException("--max-length " + requested + " exceeds the model's max_position_embeddings (" + positions + ")");
+        }
+        if (requested < 3) {
+            throw new Bert4jException("--max-length must be at least 3, got " + requested);
+        }
+        return requested;
     }
 
     public KernelMode kernelMode() {
