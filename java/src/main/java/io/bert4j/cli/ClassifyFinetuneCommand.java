@@ -49,8 +49,9 @@ final class ClassifyFinetuneCommand implements Callable<Integer> {
     @Option(names = "--eval", paramLabel = "FILE", description = "Labelled TSV file to evaluate on.")
     Path eval;
 
-    @Option(names = "--validation-split", paramLabel = "FRACTION",
-            description = "Hold out this share of --train (a seeded split, by --seed) for evaluation instead of --eval.")
+    @Option(names = "--validation-split", paramLabel = "FRACTION|COUNT",
+            description = "Hold out this share of --train (below 1), or this many rows (1 or more), for evaluation "
+                    + "instead of --eval; a seeded split (by --seed).")
     Double validationSplit;
 
     @Mixin
@@ -86,7 +87,12 @@ final class ClassifyFinetuneCommand implements Callable<Integer> {
                 throw new Bert4jException(eval + ": no examples after the header");
             }
         } else if (validationSplit != null) {
-            GlueTsv.Split<GlueTsv.Example> s = GlueTsv.split(trainRows, validationSplit, training.seed);
+            double v = validationSplit;
+            if (!(v > 0) || (v >= 1 && v != Math.rint(v))) {
+                throw new Bert4jException("--validation-split must be a fraction in (0, 1) or a whole number of rows, got " + v);
+            }
+            GlueTsv.Split<GlueTsv.Example> s = v < 1 ? GlueTsv.split(trainRows, v, training.seed)
+                    : GlueTsv.split(trainRows, (int) v, training.seed);
             trainRows = s.train();
             evalFile = new GlueTsv(train, trainFile.header(), trainFile.columns(), s.validation());
         }
