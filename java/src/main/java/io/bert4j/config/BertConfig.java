@@ -164,6 +164,105 @@ public record BertConfig(
                 layerNormEps, padTokenId, positionEmbeddingType, classifierDropout, architectures, id2label, problemType, extra);
     }
 
+    // ---------------------------------------------------------------- labels (task models)
+
+    /** HF's problem_type for one regression output (MSE loss). */
+    public static final String REGRESSION = "regression";
+    /** HF's problem_type for one class per example (cross-entropy loss). */
+    public static final String SINGLE_LABEL = "single_label_classification";
+
+    /**
+     * The number of labels, derived from {@code id2label} as HF derives {@code num_labels};
+     * without {@code id2label} HF's default of 2 ({@code LABEL_0}, {@code LABEL_1}).
+     *
+     * @throws Bert4jException if the ids are not exactly 0..n-1 or two ids share a name
+     */
+    public int numLabels() {
+        if (id2label.isEmpty()) {
+            return 2;
+        }
+        checkId2Label(id2label);
+        return id2label.size();
+    }
+
+    /** The labels by id (0..numLabels-1), HF's generated {@code LABEL_i} names when the config has none. */
+    public Map<Integer, String> labels() {
+        return id2label.isEmpty() ? defaultId2Label(2) : id2label;
+    }
+
+    /** {@code label2id} as HF writes it: the inverse of {@link #labels()}, in id order. */
+    public Map<String, Integer> label2id() {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        labels().forEach((k, v) -> out.put(v, k));
+        return out;
+    }
+
+    /** HF's generated names for {@code n} labels: {@code LABEL_0 .. LABEL_{n-1}}. */
+    public static Map<Integer, String> defaultId2Label(int n) {
+        if (n <= 0) {
+            throw new Bert4jException("the number of labels must be > 0, got " + n);
+        }
+        Map<Integer, String> m = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+            m.put(i, "LABEL_" + i);
+        }
+        return m;
+    }
+
+    /**
+     * Checks that {@code id2label} can define a classifier: ids exactly 0..n-1 (a head row per
+     * id, as HF's {@code num_labels = len(id2label)} assumes) and distinct names (else
+     * {@code label2id} would lose one).
+     */
+    public static void checkId2Label(Map<Integer, String> id2label) {
+        if (id2label == null || id2label.isEmpty()) {
+            throw new Bert4jException("id2label is empty; a classifier needs at least one label");
+        }
+        int n = id2label.size();
+        for (int i = 0; i < n; i++) {
+            if (!id2label.containsKey(i)) {
+                throw new Bert4jException("id2label ids must be 0.." + (n - 1) + " without gaps, got "
+                        + new java.util.TreeSet<>(id2label.keySet()));
+            }
+        }
+        Set<String> names = new java.util.HashSet<>();
+        for (int i = 0; i < n; i++) {
+            String name = id2label.get(i);
+            if (name == null) {
+                throw new Bert4jException("id2label has no name for id " + i);
+            }
+            if (!names.add(name)) {
+                throw new Bert4jException("id2label names must be distinct, \"" + name + "\" appears twice");
+            }
+        }
+    }
+
+    /** This config with these labels (ids 0..n-1, in id order); HF's num_labels follows from them. */
+    public BertConfig withId2Label(Map<Integer, String> labels) {
+        checkId2Label(labels);
+        Map<Integer, String> ordered = new LinkedHashMap<>();
+        for (int i = 0; i < labels.size(); i++) {
+            ordered.put(i, labels.get(i));
+        }
+        return new BertConfig(vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize, hiddenAct,
+                hiddenDropoutProb, attentionProbsDropoutProb, maxPositionEmbeddings, typeVocabSize, initializerRange,
+                layerNormEps, padTokenId, positionEmbeddingType, classifierDropout, architectures, ordered, problemType, extra);
+    }
+
+    /** This config with HF's {@code problem_type} (e.g. {@link #REGRESSION}, {@link #SINGLE_LABEL}), or null for none. */
+    public BertConfig withProblemType(String type) {
+        return new BertConfig(vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize, hiddenAct,
+                hiddenDropoutProb, attentionProbsDropoutProb, maxPositionEmbeddings, typeVocabSize, initializerRange,
+                layerNormEps, padTokenId, positionEmbeddingType, classifierDropout, architectures, id2label, type, extra);
+    }
+
+    /** This config with HF's {@code classifier_dropout} (null: the heads use hidden_dropout_prob). */
+    public BertConfig withClassifierDropout(Double p) {
+        return new BertConfig(vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize, hiddenAct,
+                hiddenDropoutProb, attentionProbsDropoutProb, maxPositionEmbeddings, typeVocabSize, initializerRange,
+                layerNormEps, padTokenId, positionEmbeddingType, p, architectures, id2label, problemType, extra);
+    }
+
     // ---------------------------------------------------------------- reading
 
     public static BertConfig read(Path file) {
