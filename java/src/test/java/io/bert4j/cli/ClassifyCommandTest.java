@@ -248,7 +248,8 @@ class ClassifyCommandTest {
         Path pairs = Files.write(dir.resolve("mrpc.tsv"), mrpc.subList(0, 41), StandardCharsets.UTF_8);
         String[] cols = {"--text-column", "#1 String", "--text-pair-column", "#2 String", "--label-column", "Quality"};
         Path out = dir.resolve("pairs");
-        Run r = cli(concat(finetune(out, "--max-steps", "3", "--batch-size", "8", "--validation-split", "8"), cols));
+        Run r = cli(concat(new String[] {"finetune", "classify", "--model", base.toString(), "--train", pairs.toString(),
+                "--out", out.toString(), "--max-steps", "3", "--batch-size", "8", "--validation-split", "8", "--max-length", "48"}, cols));
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("32 training examples"), r.err());
         Run ev = cli(concat(new String[] {"eval", "classify", "--model", out.toString(), "--data", pairs.toString()}, cols));
