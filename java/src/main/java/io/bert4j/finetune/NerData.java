@@ -50,20 +50,31 @@ public final class NerData {
         if (corpus.sentences().isEmpty()) {
             throw new Bert4jException(corpus.source() + ": no sentences");
         }
+        checkTags(corpus, label2id, labelsFrom);
         List<List<String>> words = new ArrayList<>(corpus.sentences().size());
         List<List<String>> tags = new ArrayList<>(corpus.sentences().size());
         for (Conll.Sentence s : corpus.sentences()) {
-            for (int w = 0; w < s.tags().size(); w++) {
-                if (!label2id.containsKey(s.tags().get(w))) {
-                    throw new Bert4jException(corpus.source() + ":" + (s.line() + w) + ": tag '" + s.tags().get(w)
-                            + "' (as IOB2) is not one of the labels " + label2id.keySet() + " " + labelsFrom);
-                }
-            }
             words.add(s.words());
             tags.add(s.tags());
         }
         List<NerFeatures.Feature> features = NerFeatures.encodeAll(tokenizer, words, tags, label2id, maxLength);
         return new Encoded(corpus.sentences(), features, NerFeatures.countTruncated(features));
+    }
+
+    /**
+     * Checks that every tag of the corpus is a label: the first one that is not is an error naming
+     * the tag, the file and its line ({@code labelsFrom} says where the label set came from).
+     */
+    public static void checkTags(Conll.Corpus corpus, Map<String, Integer> label2id, String labelsFrom) {
+        for (Conll.Sentence s : corpus.sentences()) {
+            for (int w = 0; w < s.tags().size(); w++) {
+                if (!label2id.containsKey(s.tags().get(w))) {
+                    throw new Bert4jException(corpus.source() + ":" + (s.line() + w) + ": tag '" + s.tags().get(w)
+                            + "' (as IOB2) is not one of the labels " + new java.util.TreeSet<>(label2id.keySet())
+                            + " " + labelsFrom);
+                }
+            }
+        }
     }
 
     /** Pads the features to the longest of them; call inside a {@code PointerScope}. */

@@ -5,6 +5,7 @@ import io.bert4j.kernels.KernelMode;
 import io.bert4j.model.BertForTokenClassification;
 import io.bert4j.model.Tensors;
 import io.bert4j.tokenize.BertTokenizer;
+import io.bert4j.tokenize.EncodeOptions;
 import io.bert4j.tokenize.Encoding;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -12,6 +13,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -36,8 +38,9 @@ import java.util.Map;
  *     Words are then grouped as in SIMPLE. A word never ends up split between entities.</li>
  * </ul>
  * Words are the tokenizer's pre-tokens (BERT: split on whitespace and punctuation), read from
- * the encoding's word ids; for BERT's WordPiece this is exactly HF's rule that a {@code ##}
- * token continues the word before it.
+ * the encoding's word ids. For BERT's WordPiece that is HF's rule that a {@code ##} token
+ * continues the word before it (HF detects {@code ##} by comparing the token's length with its
+ * source text's, which misfires only where normalisation changes a word's length).
  *
  * <p><b>Long texts</b> are split, not truncated: when a text has more tokens than
  * {@link #maxLength()} (default: the model's {@code max_position_embeddings}, lowered to the
@@ -210,8 +213,7 @@ public final class TokenClassifier implements AutoCloseable {
             maxLen = maxLength;
             ov = overlap;
         }
-        List<Encoding> encs = texts.isEmpty() ? List.of() : tokenizer.encodeBatch(texts,
-                io.bert4j.tokenize.EncodeOptions.DEFAULT);
+        List<Encoding> encs = texts.isEmpty() ? List.of() : tokenizer.encodeBatch(texts, EncodeOptions.DEFAULT);
         // Content tokens per text (no special tokens), and the windows over them.
         List<int[]> content = new ArrayList<>(texts.size());
         List<Window> windows = new ArrayList<>();
@@ -241,7 +243,7 @@ public final class TokenClassifier implements AutoCloseable {
         for (int[] c : content) {
             probs.add(new double[c.length][]);
             int[] ctx = new int[c.length];
-            java.util.Arrays.fill(ctx, -1);
+            Arrays.fill(ctx, -1);
             bestContext.add(ctx);
         }
         for (int from = 0; from < windows.size(); from += BATCH) {
