@@ -24,6 +24,25 @@ import java.util.Map;
  * checkpoints as Hugging Face folders with the tokenizer.
  *
  * <p>Owns neither the model nor the tokenizer: the caller closes them.
+ *
+ * <pre>{@code
+ * Conll.Corpus train = Conll.read(Path.of("conll2003/train.txt")), valid = Conll.read(Path.of("conll2003/valid.txt"));
+ * Map<String, Integer> label2id = NerFeatures.labelToId(train.labels());
+ * Map<Integer, String> id2label = new HashMap<>();
+ * label2id.forEach((l, i) -> id2label.put(i, l));
+ * try (BertTokenizer tok = BertTokenizer.load(base);
+ *      BertForTokenClassification model = BertForTokenClassification.fromPretrained(base, id2label, 42)) {
+ *     NerData.Encoded tr = NerData.encode(train, tok, 128, label2id, "");
+ *     NerData.Encoded ev = NerData.encode(valid, tok, 128, label2id, "");
+ *     long epoch = EpochBatches.stepsPerEpoch(tr.features().size(), 32, 1);
+ *     TrainerConfig cfg = TrainerConfig.of(out, 3 * epoch).withLr(1e-4).withEvalEvery(epoch)
+ *             .withBestMetric(NerTask.BEST_METRIC, true).withLoadBestAtEnd(true);
+ *     try (Trainer<NerData.Batch> t = new Trainer<>(cfg, new NerTask(model, tok, ev, 32))) {
+ *         t.train(new EpochBatches<>(tr.features(), 32, 42, NerFeatures.Feature::length,
+ *                 b -> NerData.collate(b, tok.padId()), null));
+ *     }
+ * }
+ * }</pre>
  */
 public final class NerTask implements TrainingTask<NerData.Batch> {
     /** The metric the best checkpoint is chosen by. */

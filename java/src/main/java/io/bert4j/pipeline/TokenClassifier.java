@@ -53,6 +53,14 @@ import java.util.Map;
  * entities, which is the worse failure for NER.
  *
  * <p>Thread-safe for predictions; {@link #setWindow} applies to later calls.
+ *
+ * <pre>{@code
+ * try (TokenClassifier ner = TokenClassifier.load(Path.of("my-ner-model"), KernelMode.FUSED)) {
+ *     for (TokenClassifier.Entity e : ner.predict("Angela Merkel visited Paris.", TokenClassifier.Aggregation.FIRST)) {
+ *         System.out.println(e.label() + " " + e.text() + " [" + e.start() + ", " + e.end() + ") " + e.score());
+ *     }
+ * }
+ * }</pre>
  */
 public final class TokenClassifier implements AutoCloseable {
 
