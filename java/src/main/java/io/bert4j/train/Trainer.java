@@ -50,8 +50,19 @@ import java.util.stream.Stream;
  *   <li>{@code checkpoint-<step>/}: the task's model files, {@code optimizer.safetensors},
  *       {@code trainer_state.json}. Built in a hidden temporary folder and renamed into place,
  *       so a checkpoint folder is always complete; only the newest {@code keepLast} are kept;</li>
- *   <li>the final model's files, written into the folder itself when training completes.</li>
+ *   <li>the final model's files, written into the folder itself when training completes, with a
+ *       {@code trainer_state.json} beside them.</li>
  * </ul>
+ *
+ * <h2>Best checkpoint</h2>
+ * Each evaluation's {@link TrainerConfig#bestMetric()} is compared with the best so far (larger or
+ * smaller is better by {@link TrainerConfig#greaterIsBetter()}; ties keep the earlier step), and
+ * trainer_state.json records the best as {@code best_metric: {name, value, step, checkpoint}}.
+ * With {@link TrainerConfig#loadBestAtEnd()} the trainer also writes a checkpoint at every new best,
+ * never deletes that checkpoint when rotating (so up to {@code keepLast + 1} folders remain),
+ * evaluates at the last step even off the cadence, and at the end loads the best checkpoint back
+ * into the task before writing the final model: the output folder then holds the best model, as
+ * Hugging Face's {@code load_best_model_at_end} does.
  *
  * <h2>Randomness and resume</h2>
  * Before optimizer step {@code s} (0-based) the trainer calls {@code torch.manual_seed(k)} and
@@ -74,7 +85,7 @@ public final class Trainer<B> implements AutoCloseable {
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";
     public static final String METRICS_FILE = "metrics.jsonl";
     public static final String PLOT_FILE = "loss.png";
-    /** The eval metric tracked as "best" (lower is better) and plotted. */
+    /** The eval metric plotted, and the default best metric (lower is better). */
     public static final String EVAL_LOSS = "eval_loss";
     private static final Pattern CHECKPOINT_NAME = Pattern.compile(Pattern.quote(CHECKPOINT_PREFIX) + "(\\d+)");
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -91,8 +102,10 @@ public final class Trainer<B> implements AutoCloseable {
      * @param stopped    true when {@link #requestStop()} ended it early (a checkpoint was written)
      * @param lastLoss   mean loss of the last step (NaN if no step ran)
      * @param checkpoint the checkpoint written last, or null
+     * @param bestStep   the step with the best eval metric so far, or -1 if none
+     * @param bestMetric that metric's value, or null if none
      */
-    public record Result(long step, boolean stopped, double lastLoss, Path checkpoint) {
+    public record Result(long step, boolean stopped, double lastLoss, Path checkpoint, long bestStep, Double bestMetric) {
     }
 
     private final TrainerConfig config;
@@ -233,9 +246,17 @@ public final class Trainer<B> implements AutoCloseable {
         tokensSeen = st.path("tokens_seen").asLong(0);
         elapsedBefore = st.path("elapsed_s").asDouble(0);
         JsonNode best = st.path("best_metric");
+        bestMetric = null;
+        bestStep = -1;
         if (best.isObject() && best.path("value").isNumber()) {
-            bestMetric = best.path("value").asDouble();
-            bestStep = best.path("step").asLong(-1);
+            String name = best.path("name").asText(EVAL_LOSS);
+            if (name.equals(config.bestMetric())) {
+                bestMetric = best.path("value").asDouble();
+                bestStep = best.path("step").asLong(-1);
+            } else {
+                progressOut.println("bert4j: warning: " + dir + " ranked checkpoints by " + name + ", this run by "
+                        + config.bestMetric() + "; the best so far is forgotten");
+            }
         }
         String hash = st.path("config_hash").asText("");
         if (!hash.equals(config.trajectoryHash())) {
@@ -356,7 +377,10 @@ public final class Trainer<B> implements AutoCloseable {
             line.put("elapsed_s", elapsed);
             batchMetrics.forEach(line::put);
             trainHistory.add(new LossPlot.Point(step, loss));
-            if (config.evalEvery() > 0 && step % config.evalEvery() == 0) {
+            boolean newBest = false;
+            boolean evalDue = config.evalEvery() > 0 && (step % config.evalEvery() == 0
+                    || (config.loadBestAtEnd() && step == config.totalSteps()));
+            if (evalDue) {
                 Map<String, Double> eval;
                 try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
                     eval = task.evaluate();
@@ -365,10 +389,16 @@ public final class Trainer<B> implements AutoCloseable {
                 Double el = eval.get(EVAL_LOSS);
                 if (el != null) {
                     evalHistory.add(new LossPlot.Point(step, el));
-                    if (Double.isFinite(el) && (bestMetric == null || el < bestMetric)) {
-                        bestMetric = el;
-                        bestStep = step;
-                    }
+                }
+                Double m = eval.get(config.bestMetric());
+                if (m == null && config.loadBestAtEnd()) {
+                    throw new Bert4jException("trainer: the evaluation gives no " + config.bestMetric()
+                            + " to pick the best checkpoint by (it gives " + new java.util.TreeSet<>(eval.keySet()) + ")");
+                }
+                if (m != null && Double.isFinite(m) && (bestMetric == null || better(m, bestMetric))) {
+                    bestMetric = m;
+                    bestStep = step;
+                    newBest = true;
                 }
                 progressOut.println(String.format(Locale.ROOT, "%sstep %d: eval %s", terminal ? "\n" : "", step, eval));
             }
@@ -380,7 +410,7 @@ public final class Trainer<B> implements AutoCloseable {
             double eta = (config.totalSteps() - step) / Math.max(rate, 1e-12);
             progress(smoothed, lr, gradNorm, tokPerSmoothed, elapsed, eta);
 
-            boolean due = config.saveEvery() > 0 && step % config.saveEvery() == 0;
+            boolean due = (config.saveEvery() > 0 && step % config.saveEvery() == 0) || (newBest && config.loadBestAtEnd());
             if (due || stopRequested || step == config.totalSteps()) {
                 saveCheckpoint(data.position(), elapsed);
                 lastSavedStep = step;
@@ -404,10 +434,46 @@ public final class Trainer<B> implements AutoCloseable {
             if (lastSavedStep != step) { // already complete when restored
                 saveCheckpoint(data.position(), elapsedBefore + (System.nanoTime() - startNanos) / 1e9);
             }
+            if (config.loadBestAtEnd()) {
+                loadBest();
+            }
             writeFinalModel();
+            AtomicFiles.writeString(out().resolve(STATE_FILE), stateJson(null, elapsedBefore + (System.nanoTime() - startNanos) / 1e9));
             writePlot();
         }
-        return new Result(step, stopped, lastLoss, lastCheckpoint);
+        return new Result(step, stopped, lastLoss, lastCheckpoint, bestStep, bestMetric);
+    }
+
+    private boolean better(double candidate, double best) {
+        return config.greaterIsBetter() ? candidate > best : candidate < best;
+    }
+
+    private Path out() {
+        return config.outDir();
+    }
+
+    /** The best checkpoint's folder, if one was recorded and is still complete on disk. */
+    public Optional<Path> bestCheckpoint() {
+        if (bestStep < 0) {
+            return Optional.empty();
+        }
+        Path dir = out().resolve(CHECKPOINT_PREFIX + bestStep);
+        return readState(dir).isPresent() ? Optional.of(dir) : Optional.empty();
+    }
+
+    /** Puts the best checkpoint's parameters back into the task (unless they are the current ones). */
+    private void loadBest() {
+        if (bestStep < 0 || bestStep == step) {
+            return;
+        }
+        Optional<Path> best = bestCheckpoint();
+        if (best.isEmpty()) {
+            progressOut.println("bert4j: warning: the best checkpoint (step " + bestStep + ") is gone; the final model is the last step's");
+            return;
+        }
+        task.loadModel(best.get());
+        progressOut.println(String.format(Locale.ROOT, "bert4j: the final model is the best checkpoint, %s (%s = %.6g)",
+                best.get().getFileName(), config.bestMetric(), bestMetric));
     }
 
     private Bert4jException nonFinite(String what) {
@@ -502,8 +568,9 @@ public final class Trainer<B> implements AutoCloseable {
         }
         lastCheckpoint = target;
         List<Path> all = checkpoints(out);
+        Path best = config.loadBestAtEnd() && bestStep >= 0 ? out.resolve(CHECKPOINT_PREFIX + bestStep) : null;
         for (int i = 0; i < all.size() - config.keepLast(); i++) {
-            if (!all.get(i).equals(target)) {
+            if (!all.get(i).equals(target) && !all.get(i).equals(best)) {
                 ModelFolder.deleteRecursivelyQuietly(all.get(i));
             }
         }
@@ -525,9 +592,16 @@ public final class Trainer<B> implements AutoCloseable {
         n.put("elapsed_s", elapsed);
         if (bestMetric != null) {
             ObjectNode b = n.putObject("best_metric");
-            b.put("name", EVAL_LOSS);
+            b.put("name", config.bestMetric());
             b.put("value", bestMetric);
             b.put("step", bestStep);
+            b.put("greater_is_better", config.greaterIsBetter());
+            // Named only when it is sure to exist: written at every new best, or this very checkpoint.
+            if (config.loadBestAtEnd() || bestStep == step || Files.isDirectory(config.outDir().resolve(CHECKPOINT_PREFIX + bestStep))) {
+                b.put("checkpoint", CHECKPOINT_PREFIX + bestStep);
+            } else {
+                b.putNull("checkpoint");
+            }
         } else {
             n.putNull("best_metric");
         }
