@@ -31,7 +31,7 @@ import java.util.concurrent.Callable;
                 "Each line of --input is a JSON object {\"question\": ..., \"context\": ...}; each output line is "
                         + "{\"answer\", \"start\", \"end\", \"score\"}: the answer's text, its character offsets in the "
                         + "context (start inclusive, end exclusive) and its probability among the n-best candidates. "
-                        + "Blank lines are skipped; the whole input is checked before anything is answered."})
+                        + "Blank lines are skipped; every line is parsed before anything is answered."})
 final class QaCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int CHUNK = 256;
