@@ -30,7 +30,9 @@ import java.util.concurrent.Callable;
                         + "--doc-stride tokens); a window without the whole answer is trained to point at [CLS]. "
                         + "With --eval or --validation-split the model answers the held-out questions each epoch "
                         + "(or --eval-every N steps) and the best checkpoint by F1 becomes the final model. "
-                        + "Checkpoints go to OUT/checkpoint-N, metrics to OUT/metrics.jsonl, the loss curve to OUT/loss.png."})
+                        + "Checkpoints go to OUT/checkpoint-N, metrics to OUT/metrics.jsonl, the loss curve to OUT/loss.png.",
+                "For QA, --max-length (tokens per window) defaults to 384, or the model's max_position_embeddings if "
+                        + "smaller, as run_qa; --batch-size counts windows."})
 final class QaFinetuneCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
 
