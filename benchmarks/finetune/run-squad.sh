@@ -31,12 +31,13 @@ model_args=()
 if [[ -n "${MODEL:-}" ]]; then model_args=(--model "$MODEL"); fi
 eval_args=()
 if [[ -n "${EVAL_EVERY:-}" ]]; then eval_args=(--eval-every "$EVAL_EVERY"); fi
+"$BERT4J" --version > /dev/null  # builds on first use: keep that out of the wall time
 rm -rf "$OUT/model"
 start=$(date +%s)
 "$BERT4J" finetune qa "${model_args[@]}" --train "$DATA" --validation-split 6 --seed "$SEED" \
   --epochs "$EPOCHS" --batch-size "$BATCH" --lr "$LR" --max-length "$MAXLEN" --doc-stride "$STRIDE" \
   --warmup 0.1 --weight-decay 0.01 "${eval_args[@]}" --kernels "$KERNELS" --log-every 50 \
-  --out "$OUT/model" 2> "$OUT/train.log"
+  --out "$OUT/model" > "$OUT/summary.json" 2> "$OUT/train.log"
 wall=$(( $(date +%s) - start ))
 
 # The held-out articles as their own file, for `bert4j eval qa`.
