@@ -27,6 +27,22 @@ import java.util.Map;
  * reports {@code eval_exact_match} and {@code eval_f1} (0-100) and {@code eval_examples}.
  * Checkpoints are Hugging Face folders with the tokenizer.
  *
+ * <pre>{@code
+ * QaData.Split split = QaData.splitByArticle(QaData.readLabelled(Path.of("squad.json")), 6);
+ * try (BertTokenizer tok = BertTokenizer.load(base);
+ *      BertForQuestionAnswering model = BertForQuestionAnswering.fromPretrained(base, 42)) {
+ *     QuestionAnswerer.Options opt = QuestionAnswerer.Options.DEFAULTS;   // 384 tokens, stride 128
+ *     List<QaFeatures.Feature> windows = QaData.trainFeatures(tok, split.train(), opt.maxLength(), opt.docStride());
+ *     TrainerConfig cfg = TrainerConfig.of(out, EpochBatches.stepsPerEpoch(windows.size(), 32, 1) * 2)
+ *             .withEvalEvery(EpochBatches.stepsPerEpoch(windows.size(), 32, 1)).withBestMetric("eval_f1", true)
+ *             .withLoadBestAtEnd(true);
+ *     try (Trainer<QaData.Batch> t = new Trainer<>(cfg, new QaTask(model, tok, split.validation(), opt))) {
+ *         t.train(new EpochBatches<>(windows, 32, 42, QaFeatures.Feature::length,
+ *                 b -> QaData.collate(b, tok.padId()), null));
+ *     }
+ * }
+ * }</pre>
+ *
  * <p>Owns neither the model nor the tokenizer: the caller closes them.
  */
 public final class QaTask implements TrainingTask<QaData.Batch> {
