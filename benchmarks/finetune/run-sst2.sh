@@ -21,11 +21,12 @@ echo "machine: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 
 model_args=()
 if [[ -n "${MODEL:-}" ]]; then model_args=(--model "$MODEL"); fi
+"$BERT4J" --version > /dev/null  # builds on first use: keep that out of the wall time
 rm -rf "$OUT/model"
 start=$(date +%s)
 "$BERT4J" finetune classify "${model_args[@]}" --train "$DATA/train.tsv" --validation-split 2000 --seed "$SEED" \
   --epochs "$EPOCHS" --batch-size "$BATCH" --lr "$LR" --max-length "$MAXLEN" --warmup 0.06 --weight-decay 0.01 \
-  --eval-every "$EVAL_EVERY" --kernels "$KERNELS" --log-every 50 --out "$OUT/model" 2> "$OUT/train.log"
+  --eval-every "$EVAL_EVERY" --kernels "$KERNELS" --log-every 50 --out "$OUT/model" > "$OUT/summary.json" 2> "$OUT/train.log"
 wall=$(( $(date +%s) - start ))
 python3 - "$OUT/model/metrics.jsonl" "$wall" <<'PY'
 import json, sys

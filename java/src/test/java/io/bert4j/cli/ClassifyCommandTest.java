@@ -242,6 +242,27 @@ class ClassifyCommandTest {
     }
 
     @Test
+    void textPairs(@TempDir Path dir) throws IOException {
+        // MRPC rows: the pair columns by name, a BOM in the header.
+        List<String> mrpc = Files.readAllLines(TestModels.sharedData().resolve("mrpc/train.tsv"), StandardCharsets.UTF_8);
+        Path pairs = Files.write(dir.resolve("mrpc.tsv"), mrpc.subList(0, 41), StandardCharsets.UTF_8);
+        String[] cols = {"--text-column", "#1 String", "--text-pair-column", "#2 String", "--label-column", "Quality"};
+        Path out = dir.resolve("pairs");
+        Run r = cli(concat(new String[] {"finetune", "classify", "--model", base.toString(), "--train", pairs.toString(),
+                "--out", out.toString(), "--max-steps", "3", "--batch-size", "8", "--validation-split", "8", "--max-length", "48"}, cols));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("32 training examples"), r.err());
+        Run ev = cli(concat(new String[] {"eval", "classify", "--model", out.toString(), "--data", pairs.toString()}, cols));
+        assertEquals(0, ev.code(), ev.err());
+        assertEquals(40, JSON.readTree(ev.out()).get("examples").asInt());
+        // Without the pair column the same rows are other inputs: the metrics see the second sentence.
+        Run single = cli("eval", "classify", "--model", out.toString(), "--data", pairs.toString(), "--text-column", "#1 String",
+                "--label-column", "Quality");
+        assertEquals(0, single.code(), single.err());
+        assertTrue(JSON.readTree(ev.out()).get("loss").asDouble() != JSON.readTree(single.out()).get("loss").asDouble());
+    }
+
+    @Test
     void badInputIsAClearError(@TempDir Path dir) throws IOException {
         Path unknown = write("unknown-label.tsv", "text\tlabel", List.of("fine film\t1", "odd film\t2"));
         Run r = cli(finetune(dir.resolve("a"), "--eval", unknown.toString(), "--max-steps", "1"));
