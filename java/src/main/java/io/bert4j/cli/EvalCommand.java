@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = "Evaluate a fine-tuned model on a labelled file; prints the metrics as one JSON object.",
-        subcommands = {ClassifyEvalCommand.class, NerEvalCommand.class})
+        subcommands = {ClassifyEvalCommand.class, NerEvalCommand.class, QaEvalCommand.class})
 public final class EvalCommand implements Runnable {
 
     @CommandLine.Spec

@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 @Command(name = "finetune", mixinStandardHelpOptions = true,
         description = "Fine-tune a pretrained BERT (a Hugging Face folder) for a task and write the result as a "
                 + "Hugging Face folder.",
-        subcommands = {ClassifyFinetuneCommand.class, NerFinetuneCommand.class})
+        subcommands = {ClassifyFinetuneCommand.class, NerFinetuneCommand.class, QaFinetuneCommand.class})
 public final class FinetuneCommand implements Runnable {
 
     @CommandLine.Spec
