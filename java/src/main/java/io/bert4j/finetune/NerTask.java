@@ -1,19 +1,13 @@
 package io.bert4j.finetune;
 
 import io.bert4j.Bert4jException;
-import io.bert4j.io.HostTensor;
-import io.bert4j.io.SafeTensors;
 import io.bert4j.model.BertForTokenClassification;
-import io.bert4j.model.Tensors;
 import io.bert4j.tokenize.BertTokenizer;
 import io.bert4j.train.StepResult;
 import io.bert4j.train.TrainingTask;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -107,17 +101,7 @@ public final class NerTask implements TrainingTask<NerData.Batch> {
 
     @Override
     public void loadModel(Path dir) {
-        Map<String, HostTensor> saved = SafeTensors.read(dir.resolve("model.safetensors"));
-        try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-            for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
-                HostTensor h = saved.get(e.getKey());
-                if (h == null || !Arrays.equals(h.shape(), Tensors.shape(e.getValue()))) {
-                    throw new Bert4jException(dir + ": the checkpoint does not fit this model ("
-                            + e.getKey() + (h == null ? " is missing" : " has shape " + Arrays.toString(h.shape())) + ")");
-                }
-                e.getValue().copy_(Tensors.toFloatTensor(h));
-            }
-        }
+        ModelWeights.restore(dir, model.parameters());
     }
 
     @Override
