@@ -92,6 +92,39 @@ public final class FusedOps {
                 });
     }
 
+    /**
+     * Packed (padding-free) multi-head self-attention within each sequence → [T, NH, D]
+     * (contiguous), differentiable in q, k and v: sequence s is tokens
+     * {@code [cuSeqlens[s], cuSeqlens[s+1])}. As {@link #attention}, the native backward is spliced
+     * into autograd in training and regenerates the dropout mask from {@code (seed, offset)}.
+     *
+     * @param q float32 CPU [T, NH, D] (head_dim contiguous; views of a [T, 3, NH, D] QKV are fine)
+     * @param cuSeqlens int32 CPU contiguous [N + 1], 0 = cu[0] <= ... <= cu[N] = T
+     * @param maxSeqlen the longest sequence
+     */
+    public static Tensor attentionVarlen(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens, long maxSeqlen,
+                                         double scale, double dropoutP, long seed, long offset) {
+        boolean record = GradMode.is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+        if (!record) {
+            return Attention.forwardVarlen(q, k, v, cuSeqlens, maxSeqlen, scale, dropoutP, seed, offset).out();
+        }
+        ATTENTION_SPLICES.incrementAndGet();
+        Tensor qd = q.detach(), kd = k.detach(), vd = v.detach();
+        Tensor cu = cuSeqlens.detach();
+        Attention.Result r;
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            r = Attention.forwardVarlen(qd, kd, vd, cu, maxSeqlen, scale, dropoutP, seed, offset);
+        }
+        Tensor y = r.out().detach(); // a fresh [T, NH, D] buffer; the saved out aliases it (values unchanged)
+        return AutogradSplice.attach("attentionVarlen", y, new Tensor[] {q, k, v},
+                new Tensor[] {qd, kd, vd, r.out(), r.lse(), cu},
+                (g, s, needs) -> {
+                    Attention.Grads gr = Attention.backwardVarlen(s[0], s[1], s[2], s[3], g, s[4], s[5],
+                            maxSeqlen, scale, dropoutP, seed, offset);
+                    return new Tensor[] {gr.dq(), gr.dk(), gr.dv()};
+                });
+    }
+
     private static final java.util.concurrent.atomic.AtomicLong ATTENTION_SPLICES =
             new java.util.concurrent.atomic.AtomicLong();
 

@@ -310,31 +310,172 @@ public final class BertModel implements AutoCloseable {
         return new Output(h, pooled);
     }
 
+    /**
+     * Outputs of {@link #forwardPacked}: lastHiddenState [T, H], the token rows of every sequence
+     * one after another (no padding); pooled [N, H] (one row per sequence), or null when the model
+     * has no pooler.
+     */
+    public record PackedOutput(Tensor lastHiddenState, Tensor pooled) {
+    }
+
+    /**
+     * Whether {@link #forwardPacked} runs padding-free for activations like {@code example}: with
+     * fused kernels on CPU float32 (the variable-length mode of bert4j's attention kernel). Otherwise
+     * it pads internally and gives the same result at the cost of the padding.
+     */
+    public boolean packsWithoutPadding() {
+        return kernels == KernelMode.FUSED && p("embeddings.word_embeddings.weight").is_cpu()
+                && p("embeddings.word_embeddings.weight").dtype().isScalarType(torch.ScalarType.Float);
+    }
+
+    /**
+     * Padding-free forward pass over N sequences packed back to back: sequence i is tokens
+     * {@code [start_i, start_i + lengths[i])} of the inputs, {@code start_i} the sum of the lengths
+     * before it. Every linear layer runs on the [T, H] token matrix and attention runs per sequence
+     * (the kernel's variable-length mode), so no work is spent on padding. Equal to
+     * {@link #forward} on the padded batch at the real tokens (within float rounding), in training
+     * too (dropout, gradients).
+     *
+     * @param inputIds     [T] int64, T = the sum of {@code lengths}
+     * @param tokenTypeIds [T] int64, or null for all zeros
+     * @param lengths      tokens per sequence, each in [1, max_position_embeddings]
+     */
+    public PackedOutput forwardPacked(Tensor inputIds, Tensor tokenTypeIds, int[] lengths) {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        if (lengths == null || lengths.length == 0) {
+            throw new Bert4jException("a packed batch needs at least one sequence");
+        }
+        long total = 0;
+        int maxLen = 0;
+        for (int i = 0; i < lengths.length; i++) {
+            if (lengths[i] < 1) {
+                throw new Bert4jException("sequence " + i + " of the packed batch has length " + lengths[i]
+                        + "; every sequence needs at least one token");
+            }
+            if (lengths[i] > config.maxPositionEmbeddings()) {
+                throw new Bert4jException("sequence " + i + " of the packed batch has " + lengths[i]
+                        + " tokens, over max_position_embeddings " + config.maxPositionEmbeddings());
+            }
+            total += lengths[i];
+            maxLen = Math.max(maxLen, lengths[i]);
+        }
+        if (inputIds.dim() != 1 || inputIds.size(0) != total) {
+            throw new Bert4jException("packed input_ids must be [" + total + "] (the sum of the lengths), got "
+                    + Arrays.toString(Tensors.shape(inputIds)));
+        }
+        if (tokenTypeIds != null && (tokenTypeIds.dim() != 1 || tokenTypeIds.size(0) != total)) {
+            throw new Bert4jException("packed token_type_ids must be [" + total + "] like input_ids, got "
+                    + Arrays.toString(Tensors.shape(tokenTypeIds)));
+        }
+        int n = lengths.length;
+        long[] positions = new long[(int) total];
+        long[] starts = new long[n];
+        int[] cu = new int[n + 1];
+        int t = 0;
+        for (int i = 0; i < n; i++) {
+            starts[i] = t;
+            for (int j = 0; j < lengths[i]; j++) {
+                positions[t++] = j;
+            }
+            cu[i + 1] = t;
+        }
+        if (!packsWithoutPadding()) {
+            return packedViaPadding(inputIds, tokenTypeIds, lengths, maxLen, positions, starts);
+        }
+        Tensor posIds = Tensors.fromLongs(positions, total);
+        Tensor cuSeqlens = Tensors.fromInts(cu, n + 1);                                          // int32 [N + 1]
+        Tensor h = hiddenDropout(layerNorm(embeddingSum(inputIds, tokenTypeIds, posIds), "embeddings.LayerNorm")); // [T, H]
+        int heads = config.numAttentionHeads();
+        int d = config.headDim();
+        double scale = 1.0 / Math.sqrt(d);
+        final long tokens = total;
+        final int longest = maxLen;
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            h = layer(i, h, qkv -> {
+                Tensor qkv4 = qkv.view(tokens, 3, heads, d);                                 // [T, 3, NH, D]
+                double p = training ? attentionDropoutP : 0.0;
+                long seed = 0, offset = 0;
+                if (p > 0) {
+                    long[] rng = nextAttentionRng();
+                    seed = rng[0];
+                    offset = rng[1];
+                }
+                return FusedOps.attentionVarlen(qkv4.select(1, 0), qkv4.select(1, 1), qkv4.select(1, 2), cuSeqlens,
+                        longest, scale, p, seed, offset).reshape(tokens, (long) heads * d);  // [T, H]
+            });
+        }
+        Tensor pooled = null;
+        if (hasPooler) {
+            Tensor cls = h.index_select(0, Tensors.fromLongs(starts, n));                 // [N, H]
+            pooled = torch.linear(cls, p("pooler.dense.weight"), new TensorOptional(p("pooler.dense.bias"))).tanh();
+        }
+        return new PackedOutput(h, pooled);
+    }
+
+    /** {@link #forwardPacked} through the padded {@link #forward}: pad, run, gather the real tokens. */
+    private PackedOutput packedViaPadding(Tensor inputIds, Tensor tokenTypeIds, int[] lengths, int maxLen,
+                                          long[] positions, long[] starts) {
+        int n = lengths.length;
+        long total = positions.length;
+        long[] flat = new long[positions.length];                // token -> row * maxLen + position
+        for (int i = 0, t = 0; i < n; i++) {
+            for (int j = 0; j < lengths[i]; j++, t++) {
+                flat[t] = (long) i * maxLen + j;
+            }
+        }
+        Tensor index = Tensors.fromLongs(flat, total);
+        long cells = (long) n * maxLen;
+        Tensor ids = torch.zeros(new long[]{cells}, Tensors.options(torch.ScalarType.Long)).index_copy(0, index, inputIds);
+        Tensor types = tokenTypeIds == null ? null
+                : torch.zeros(new long[]{cells}, Tensors.options(torch.ScalarType.Long)).index_copy(0, index, tokenTypeIds);
+        Tensor mask = torch.zeros(new long[]{cells}, Tensors.options(torch.ScalarType.Long))
+                .index_fill(0, index, new Scalar(1));
+        Output out = forward(ids.view(n, maxLen), types == null ? null : types.view(n, maxLen), mask.view(n, maxLen));
+        Tensor h = out.lastHiddenState().reshape(cells, config.hiddenSize()).index_select(0, index);  // [T, H]
+        return new PackedOutput(h, out.pooled());
+    }
+
     private Tensor embeddings(Tensor inputIds, Tensor tokenTypeIds, long s) {
-        Tensor words = torch.embedding(p("embeddings.word_embeddings.weight"), inputIds);          // [B, S, H]
         Tensor positions = torch.arange(new Scalar(s), Tensors.options(torch.ScalarType.Long));    // [S]
-        Tensor pos = torch.embedding(p("embeddings.position_embeddings.weight"), positions);       // [S, H]
+        return hiddenDropout(layerNorm(embeddingSum(inputIds, tokenTypeIds, positions), "embeddings.LayerNorm"));
+    }
+
+    /** word + position + token-type embeddings; positions broadcast against the ids' leading dims. */
+    private Tensor embeddingSum(Tensor inputIds, Tensor tokenTypeIds, Tensor positions) {
+        Tensor words = torch.embedding(p("embeddings.word_embeddings.weight"), inputIds);          // [..., H]
+        Tensor pos = torch.embedding(p("embeddings.position_embeddings.weight"), positions);
         Tensor types = tokenTypeIds == null
                 ? p("embeddings.token_type_embeddings.weight").select(0, 0)                        // [H]
-                : torch.embedding(p("embeddings.token_type_embeddings.weight"), tokenTypeIds);     // [B, S, H]
-        Tensor sum = words.add(pos).add(types);
-        return hiddenDropout(layerNorm(sum, "embeddings.LayerNorm"));
+                : torch.embedding(p("embeddings.token_type_embeddings.weight"), tokenTypeIds);
+        return words.add(pos).add(types);
     }
 
     private Tensor layer(int i, Tensor h, Tensor mask, boolean fused, long b, long s) {
-        String pre = "encoder.layer." + i + ".";
         int heads = config.numAttentionHeads();
         int d = config.headDim();
-        // One GEMM for the three projections: [B, S, 3H] viewed as [B, S, 3, NH, D].
+        return layer(i, h, qkv -> {
+            Tensor qkv5 = qkv.view(b, s, 3, heads, d);                                 // [B, S, 3, NH, D]
+            Tensor q = qkv5.select(2, 0).transpose(1, 2);                              // [B, NH, S, D]
+            Tensor k = qkv5.select(2, 1).transpose(1, 2);
+            Tensor v = qkv5.select(2, 2).transpose(1, 2);
+            return attention(q, k, v, mask, fused).transpose(1, 2).reshape(b, s, (long) heads * d); // [B, S, H]
+        });
+    }
+
+    /**
+     * One encoder layer on h [..., H] (padded [B, S, H] or packed [T, H]); {@code attend} maps the
+     * QKV projection [..., 3H] to the attention context [..., H].
+     */
+    private Tensor layer(int i, Tensor h, java.util.function.UnaryOperator<Tensor> attend) {
+        String pre = "encoder.layer." + i + ".";
+        // One GEMM for the three projections.
         Tensor[] wb = qkvWeights(i, pre + "attention.self.");
-        Tensor qkv = torch.linear(h, wb[0], new TensorOptional(wb[1])).view(b, s, 3, heads, d);
-        Tensor q = qkv.select(2, 0).transpose(1, 2);                                  // [B, NH, S, D]
-        Tensor k = qkv.select(2, 1).transpose(1, 2);
-        Tensor v = qkv.select(2, 2).transpose(1, 2);
-        Tensor ctx = attention(q, k, v, mask, fused).transpose(1, 2).reshape(b, s, (long) heads * d); // [B, S, H]
+        Tensor ctx = attend.apply(torch.linear(h, wb[0], new TensorOptional(wb[1])));
         Tensor attnOut = layerNorm(hiddenDropout(linear(ctx, pre + "attention.output.dense")).add(h),
                 pre + "attention.output.LayerNorm");
-        Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [B, S, I]
+        Tensor inter = intermediate(attnOut, pre + "intermediate.dense");           // [..., I]
         Tensor out = hiddenDropout(linear(inter, pre + "output.dense")).add(attnOut);
         return layerNorm(out, pre + "output.LayerNorm");
     }

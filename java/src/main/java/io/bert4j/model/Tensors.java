@@ -33,6 +33,16 @@ public final class Tensors {
         return t;
     }
 
+    /** A new int32 tensor holding a copy of {@code values}, shaped {@code shape}. */
+    public static Tensor fromInts(int[] values, long... shape) {
+        checkCount(values.length, shape);
+        Tensor t = torch.empty(shape, options(torch.ScalarType.Int), null);
+        if (values.length > 0) {
+            new org.bytedeco.javacpp.IntPointer(t.data_ptr()).put(values, 0, values.length);
+        }
+        return t;
+    }
+
     /** A new float32 tensor holding a copy of {@code values}, shaped {@code shape}. */
     public static Tensor fromFloats(float[] values, long... shape) {
         checkCount(values.length, shape);

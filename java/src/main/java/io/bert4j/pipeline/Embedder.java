@@ -107,12 +107,20 @@ public final class Embedder {
         return result;
     }
 
-    /** One forward pass over encodings of any lengths; returns [B][H]. */
+    /**
+     * One forward pass over encodings of any lengths; returns [B][H]. With fused kernels on CPU the
+     * batch runs padding-free ({@link BertModel#forwardPacked}); otherwise padded to its longest text.
+     */
     public float[][] embedBatch(List<Encoding> chunk, Pooling pooling, boolean normalize) {
         try (PointerScope scope = new PointerScope(); InferenceMode guard = new InferenceMode()) {
-            Batch batch = Batch.of(chunk, tokenizer.padId());
-            BertModel.Output out = model.forward(batch.inputIds(), batch.tokenTypeIds(), batch.attentionMask());
-            Tensor pooled = pool(out, batch, pooling);                                  // [B, H]
+            Tensor pooled;                                                              // [B, H]
+            if (model.packsWithoutPadding()) {
+                pooled = packedPooled(chunk, pooling);
+            } else {
+                Batch batch = Batch.of(chunk, tokenizer.padId());
+                BertModel.Output out = model.forward(batch.inputIds(), batch.tokenTypeIds(), batch.attentionMask());
+                pooled = pool(out, batch, pooling);
+            }
             if (normalize) {
                 Tensor norm = pooled.norm(new org.bytedeco.pytorch.ScalarOptional(new org.bytedeco.pytorch.Scalar(2.0)),
                         new long[]{1}, true).clamp_min(new org.bytedeco.pytorch.Scalar(1e-12));
@@ -126,6 +134,41 @@ public final class Embedder {
             }
             return vectors;
         }
+    }
+
+    /** The padding-free forward and pooling of {@link #embedBatch}: [B, H]. */
+    private Tensor packedPooled(List<Encoding> chunk, Pooling pooling) {
+        int n = chunk.size();
+        int[] lengths = new int[n];
+        int total = 0;
+        for (int i = 0; i < n; i++) {
+            lengths[i] = chunk.get(i).length();
+            total += lengths[i];
+        }
+        long[] ids = new long[total];
+        long[] types = new long[total];
+        long[] segment = new long[total];
+        long[] starts = new long[n];
+        float[] counts = new float[n];
+        for (int i = 0, t = 0; i < n; i++) {
+            Encoding e = chunk.get(i);
+            starts[i] = t;
+            for (int j = 0; j < lengths[i]; j++, t++) {
+                ids[t] = e.ids()[j];
+                types[t] = e.typeIds()[j];
+                segment[t] = i;
+            }
+            counts[i] = lengths[i];
+        }
+        BertModel.PackedOutput out = model.forwardPacked(Tensors.fromLongs(ids, total), Tensors.fromLongs(types, total), lengths);
+        Tensor h = out.lastHiddenState();                                               // [T, H]
+        return switch (pooling) {
+            case CLS -> h.index_select(0, Tensors.fromLongs(starts, n));
+            case POOLER -> out.pooled();
+            case MEAN -> torch.zeros(new long[]{n, h.size(1)}, Tensors.options(torch.ScalarType.Float))
+                    .index_add(0, Tensors.fromLongs(segment, total), h)
+                    .div(Tensors.fromFloats(counts, n, 1));
+        };
     }
 
     static Tensor pool(BertModel.Output out, Batch batch, Pooling pooling) {
