@@ -3,8 +3,6 @@ package io.bert4j.model;
 import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
-import io.bert4j.kernels.KernelMode;
-import io.bert4j.tokenize.BertTokenizer;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -27,7 +25,7 @@ import java.util.Map;
  * <p>Owns its parameters; {@link #close()} releases them. Tensors returned by forward/loss
  * belong to the caller's {@code PointerScope}.
  */
-public final class BertForQuestionAnswering implements AutoCloseable {
+public final class BertForQuestionAnswering extends BertTaskModel<BertForQuestionAnswering> {
 
     public static final String ARCHITECTURE = "BertForQuestionAnswering";
 
@@ -47,10 +45,9 @@ public final class BertForQuestionAnswering implements AutoCloseable {
                        long exactCorrect, long count) {
     }
 
-    private final TaskModel m;
 
     private BertForQuestionAnswering(TaskModel m) {
-        this.m = m;
+        super(m);
     }
 
     // ------------------------------------------------------------------ construction
@@ -105,65 +102,10 @@ public final class BertForQuestionAnswering implements AutoCloseable {
 
     // ------------------------------------------------------------------ saving
 
-    /** The weights under {@link #checkpointKeys} (float32 host copies). */
-    public Map<String, HostTensor> stateDict() {
-        return m.stateDict();
-    }
-
-    /**
-     * Writes a HF folder: config.json ({@code architectures} ["BertForQuestionAnswering"]),
-     * model.safetensors with HF's keys, and the tokenizer files when {@code tokenizer} is not
-     * null. Atomic, as {@link BertForSequenceClassification#save}.
-     */
-    public void save(Path dir, BertTokenizer tokenizer) {
-        m.save(dir, m.config, tokenizer);
-    }
-
     // ------------------------------------------------------------------ accessors
-
-    public BertConfig config() {
-        return m.config;
-    }
-
-    public BertModel encoder() {
-        return m.encoder;
-    }
-
-    public List<String> warnings() {
-        return m.warnings();
-    }
-
-    public List<String> newlyInitialized() {
-        return m.newlyInitialized();
-    }
-
-    public Map<String, Tensor> parameters() {
-        return m.parameters();
-    }
-
-    public void setTrainable(boolean trainable) {
-        m.setTrainable(trainable);
-    }
-
-    public BertForQuestionAnswering train(boolean on) {
-        m.encoder.train(on);
-        return this;
-    }
 
     public void setDropout(double hiddenP, double attentionP) {
         m.setDropout(hiddenP, attentionP, 0.0);
-    }
-
-    public void setDropoutSeed(long seed) {
-        m.setDropoutSeed(seed);
-    }
-
-    public void setKernels(KernelMode mode) {
-        m.setKernels(mode);
-    }
-
-    public KernelMode kernels() {
-        return m.encoder.kernels();
     }
 
     // ------------------------------------------------------------------ forward
@@ -231,8 +173,4 @@ public final class BertForQuestionAnswering implements AutoCloseable {
         return torch.cross_entropy_loss(logits, target, new TensorOptional(), 1 /* mean */, s, 0.0);
     }
 
-    @Override
-    public void close() {
-        m.close();
-    }
 }

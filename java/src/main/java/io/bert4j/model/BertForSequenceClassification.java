@@ -3,8 +3,6 @@ package io.bert4j.model;
 import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
-import io.bert4j.kernels.KernelMode;
-import io.bert4j.tokenize.BertTokenizer;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -32,7 +30,7 @@ import java.util.Map;
  * <p>Owns its parameters; {@link #close()} releases them. Tensors returned by forward/loss
  * belong to the caller's {@code PointerScope}.
  */
-public final class BertForSequenceClassification implements AutoCloseable {
+public final class BertForSequenceClassification extends BertTaskModel<BertForSequenceClassification> {
 
     public static final String ARCHITECTURE = "BertForSequenceClassification";
 
@@ -55,11 +53,10 @@ public final class BertForSequenceClassification implements AutoCloseable {
     public record Loss(Tensor loss, Tensor logits, long correct, long count) {
     }
 
-    private final TaskModel m;
     private final BertConfig config;   // with labels and problem_type resolved
 
     private BertForSequenceClassification(TaskModel m) {
-        this.m = m;
+        super(m);
         this.config = m.config;
     }
 
@@ -147,27 +144,7 @@ public final class BertForSequenceClassification implements AutoCloseable {
 
     // ------------------------------------------------------------------ saving
 
-    /** The weights under {@link #checkpointKeys} (float32 host copies). */
-    public Map<String, HostTensor> stateDict() {
-        return m.stateDict();
-    }
-
-    /**
-     * Writes a HF folder: config.json ({@code architectures} ["BertForSequenceClassification"],
-     * {@code id2label}, {@code label2id}, {@code problem_type}), model.safetensors with HF's keys,
-     * and the tokenizer files when {@code tokenizer} is not null. Atomic: built beside
-     * {@code dir}, then renamed; an existing model folder there is replaced.
-     */
-    public void save(Path dir, BertTokenizer tokenizer) {
-        m.save(dir, config, tokenizer);
-    }
-
     // ------------------------------------------------------------------ accessors
-
-    /** The config, with {@code id2label} and {@code problem_type} as this model uses them. */
-    public BertConfig config() {
-        return config;
-    }
 
     public int numLabels() {
         return config.numLabels();
@@ -182,36 +159,6 @@ public final class BertForSequenceClassification implements AutoCloseable {
         return config.id2label();
     }
 
-    /** The encoder (parameters named without the {@code bert.} prefix). */
-    public BertModel encoder() {
-        return m.encoder;
-    }
-
-    /** What loading noticed: unused weights, newly initialised ones. */
-    public List<String> warnings() {
-        return m.warnings();
-    }
-
-    /** Checkpoint keys that were not in the source and were initialised (HF's "newly initialized" list). */
-    public List<String> newlyInitialized() {
-        return m.newlyInitialized();
-    }
-
-    /** Every parameter under its checkpoint key; live tensors for optimizers, do not close them. */
-    public Map<String, Tensor> parameters() {
-        return m.parameters();
-    }
-
-    public void setTrainable(boolean trainable) {
-        m.setTrainable(trainable);
-    }
-
-    /** Training mode (dropout on) or eval mode (the default). Returns this. */
-    public BertForSequenceClassification train(boolean on) {
-        m.encoder.train(on);
-        return this;
-    }
-
     /** Encoder dropout probabilities; the classifier dropout is set to {@code hiddenP} too. */
     public void setDropout(double hiddenP, double attentionP) {
         m.setDropout(hiddenP, attentionP, hiddenP);
@@ -219,19 +166,6 @@ public final class BertForSequenceClassification implements AutoCloseable {
 
     public void setDropout(double hiddenP, double attentionP, double classifierP) {
         m.setDropout(hiddenP, attentionP, classifierP);
-    }
-
-    /** Restarts all dropout randomness (encoder and classifier) from {@code seed}. */
-    public void setDropoutSeed(long seed) {
-        m.setDropoutSeed(seed);
-    }
-
-    public void setKernels(KernelMode mode) {
-        m.setKernels(mode);
-    }
-
-    public KernelMode kernels() {
-        return m.encoder.kernels();
     }
 
     // ------------------------------------------------------------------ forward
@@ -291,8 +225,4 @@ public final class BertForSequenceClassification implements AutoCloseable {
         return new Loss(loss, logits, correct, count);
     }
 
-    @Override
-    public void close() {
-        m.close();
-    }
 }

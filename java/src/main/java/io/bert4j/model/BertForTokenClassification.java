@@ -3,8 +3,6 @@ package io.bert4j.model;
 import io.bert4j.Bert4jException;
 import io.bert4j.config.BertConfig;
 import io.bert4j.io.HostTensor;
-import io.bert4j.kernels.KernelMode;
-import io.bert4j.tokenize.BertTokenizer;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -29,7 +27,7 @@ import java.util.Map;
  * <p>Owns its parameters; {@link #close()} releases them. Tensors returned by forward/loss
  * belong to the caller's {@code PointerScope}.
  */
-public final class BertForTokenClassification implements AutoCloseable {
+public final class BertForTokenClassification extends BertTaskModel<BertForTokenClassification> {
 
     public static final String ARCHITECTURE = "BertForTokenClassification";
 
@@ -50,10 +48,9 @@ public final class BertForTokenClassification implements AutoCloseable {
     public record Loss(Tensor loss, Tensor logits, long correct, long count) {
     }
 
-    private final TaskModel m;
 
     private BertForTokenClassification(TaskModel m) {
-        this.m = m;
+        super(m);
     }
 
     // ------------------------------------------------------------------ construction
@@ -124,25 +121,7 @@ public final class BertForTokenClassification implements AutoCloseable {
 
     // ------------------------------------------------------------------ saving
 
-    /** The weights under {@link #checkpointKeys} (float32 host copies). */
-    public Map<String, HostTensor> stateDict() {
-        return m.stateDict();
-    }
-
-    /**
-     * Writes a HF folder: config.json ({@code architectures} ["BertForTokenClassification"],
-     * {@code id2label}, {@code label2id}), model.safetensors with HF's keys, and the tokenizer
-     * files when {@code tokenizer} is not null. Atomic, as {@link BertForSequenceClassification#save}.
-     */
-    public void save(Path dir, BertTokenizer tokenizer) {
-        m.save(dir, m.config, tokenizer);
-    }
-
     // ------------------------------------------------------------------ accessors
-
-    public BertConfig config() {
-        return m.config;
-    }
 
     public int numLabels() {
         return m.config.numLabels();
@@ -152,31 +131,6 @@ public final class BertForTokenClassification implements AutoCloseable {
         return m.config.id2label();
     }
 
-    public BertModel encoder() {
-        return m.encoder;
-    }
-
-    public List<String> warnings() {
-        return m.warnings();
-    }
-
-    public List<String> newlyInitialized() {
-        return m.newlyInitialized();
-    }
-
-    public Map<String, Tensor> parameters() {
-        return m.parameters();
-    }
-
-    public void setTrainable(boolean trainable) {
-        m.setTrainable(trainable);
-    }
-
-    public BertForTokenClassification train(boolean on) {
-        m.encoder.train(on);
-        return this;
-    }
-
     /** Encoder dropout probabilities; the classifier dropout is set to {@code hiddenP} too. */
     public void setDropout(double hiddenP, double attentionP) {
         m.setDropout(hiddenP, attentionP, hiddenP);
@@ -184,18 +138,6 @@ public final class BertForTokenClassification implements AutoCloseable {
 
     public void setDropout(double hiddenP, double attentionP, double classifierP) {
         m.setDropout(hiddenP, attentionP, classifierP);
-    }
-
-    public void setDropoutSeed(long seed) {
-        m.setDropoutSeed(seed);
-    }
-
-    public void setKernels(KernelMode mode) {
-        m.setKernels(mode);
-    }
-
-    public KernelMode kernels() {
-        return m.encoder.kernels();
     }
 
     // ------------------------------------------------------------------ forward
@@ -250,8 +192,4 @@ public final class BertForTokenClassification implements AutoCloseable {
         return new Loss(loss, logits, correct, count);
     }
 
-    @Override
-    public void close() {
-        m.close();
-    }
 }
