@@ -12,7 +12,7 @@ import java.io.PrintWriter;
  */
 @Command(name = "bert4j", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "BERT models from Java: embeddings and more, on libtorch with bert4j's native kernels.",
-        subcommands = {ClassifyCommand.class, EmbedCommand.class, EvalCommand.class, FinetuneCommand.class, FillMaskCommand.class, ImportOnnxCommand.class, NerCommand.class, PretrainCommand.class, QaCommand.class, VocabCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ClassifyCommand.class, EmbedCommand.class, EvalCommand.class, FinetuneCommand.class, FillMaskCommand.class, ImportOnnxCommand.class, NerCommand.class, PretrainCommand.class, QaCommand.class, ServeCommand.class, VocabCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
