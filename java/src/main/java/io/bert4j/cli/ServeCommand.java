@@ -88,7 +88,7 @@ final class ServeCommand implements Callable<Integer> {
                 o.autoTruncate(), o.timeout(), o.shutdownGrace());
         BertServer server;
         try {
-            server = BertServer.start(bert, dir.getFileName().toString(), o);
+            server = BertServer.startWithHeads(bert, dir.getFileName().toString(), o, mode);
         } catch (java.net.BindException e) {
             bert.close();
             throw new Bert4jException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
@@ -102,8 +102,9 @@ final class ServeCommand implements Callable<Integer> {
             stopped.countDown();
         }, "bert4j-serve-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        spec.commandLine().getErr().printf("bert4j: serving %s on http://%s:%d (kernels %s%s)%n", dir, host, server.port(),
-                mode.toString().toLowerCase(), int8 ? ", int8" : "");
+        spec.commandLine().getErr().printf("bert4j: serving %s on http://%s:%d (kernels %s%s; embeddings%s)%n", dir, host,
+                server.port(), mode.toString().toLowerCase(), int8 ? ", int8" : "",
+                server.headEndpoints().isEmpty() ? "" : ", " + String.join(", ", server.headEndpoints()));
         spec.commandLine().getErr().flush();
         stopped.await();
         return 0;

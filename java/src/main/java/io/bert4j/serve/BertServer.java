@@ -91,24 +91,13 @@ public final class BertServer implements AutoCloseable {
         }
     }
 
-    /** An error answer: HTTP status and message. */
-    private static final class HttpError extends RuntimeException {
-        final int status;
-        final String type;
-
-        HttpError(int status, String type, String message) {
-            super(message);
-            this.status = status;
-            this.type = type;
-        }
-    }
-
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Bert bert;
     private final String modelId;
     private final Options options;
     private final EmbeddingPredictor predictor;
+    private final TaskHeads heads;
     private final HttpServer http;
     private final ExecutorService executor;
     private final Semaphore slots;
@@ -122,13 +111,14 @@ public final class BertServer implements AutoCloseable {
     private final Histogram latency;
     private final Histogram batchSizes;
 
-    private BertServer(Bert bert, String modelId, Options o) throws IOException {
+    private BertServer(Bert bert, String modelId, Options o, TaskHeads heads) throws IOException {
         if (o.maxConcurrent() < 1 || o.maxInputs() < 1) {
             throw new Bert4jException("max concurrent requests and max inputs must be at least 1");
         }
         this.bert = bert;
         this.modelId = modelId;
         this.options = o;
+        this.heads = heads;
         this.predictor = new EmbeddingPredictor(bert, EmbeddingPredictor.Settings.DEFAULTS
                 .withMaxBatchTokens(o.maxBatchTokens()).withMaxWait(o.maxWait())
                 .withMaxQueued(Math.max(1, o.maxConcurrent()) * o.maxInputs())
@@ -165,9 +155,31 @@ public final class BertServer implements AutoCloseable {
         http.start();
     }
 
-    /** Starts serving {@code bert} (named {@code modelId} in /info and OpenAI responses). */
+    /** Starts serving {@code bert}'s embeddings (named {@code modelId} in /info and OpenAI responses). */
     public static BertServer start(Bert bert, String modelId, Options options) throws IOException {
-        return new BertServer(bert, modelId, options);
+        return new BertServer(bert, modelId, options, TaskHeads.none());
+    }
+
+    /**
+     * Starts serving embeddings and the task heads {@code bert}'s folder has (its config's
+     * {@code architectures}): {@code /predict}, {@code /ner}, {@code /qa}, {@code /fill-mask}. The
+     * heads are loaded from the folder (a second copy of the encoder weights) and closed with the
+     * server.
+     */
+    public static BertServer startWithHeads(Bert bert, String modelId, Options options, io.bert4j.kernels.KernelMode kernels)
+            throws IOException {
+        TaskHeads heads = bert.source() == null ? TaskHeads.none() : TaskHeads.load(bert.source(), kernels);
+        try {
+            return new BertServer(bert, modelId, options, heads);
+        } catch (IOException | RuntimeException e) {
+            heads.close();
+            throw e;
+        }
+    }
+
+    /** The task endpoints this server answers besides the embedding ones. */
+    public List<String> headEndpoints() {
+        return heads.endpoints();
     }
 
     /** The bound port (useful with port 0). */
@@ -180,7 +192,7 @@ public final class BertServer implements AutoCloseable {
         String path = ex.getRequestURI().getPath();
         String endpoint = switch (path) {
             case "/embed", "/v1/embeddings", "/health", "/info", "/metrics" -> path;
-            default -> "other";
+            default -> heads.serves(path) ? path : "other";
         };
         int status;
         try {
@@ -228,8 +240,15 @@ public final class BertServer implements AutoCloseable {
                 requireMethod(method, "POST");
                 return admitted(ex, path.equals("/embed"));
             }
-            default -> throw new HttpError(404, "NotFound", "no such endpoint: " + path
-                    + " (POST /embed, POST /v1/embeddings, GET /health, GET /info, GET /metrics)");
+            default -> {
+                if (heads.serves(path)) {
+                    requireMethod(method, "POST");
+                    return admittedHead(ex, path);
+                }
+                throw new HttpError(404, "NotFound", "no such endpoint: " + path + " (POST /embed, POST /v1/embeddings"
+                        + heads.endpoints().stream().map(e -> ", POST " + e).collect(java.util.stream.Collectors.joining())
+                        + ", GET /health, GET /info, GET /metrics)");
+            }
         }
     }
 
@@ -252,6 +271,25 @@ public final class BertServer implements AutoCloseable {
         try {
             JsonNode body = readJson(ex.getRequestBody());
             return tei ? embedTei(ex, body) : embedOpenAi(ex, body);
+        } finally {
+            inFlight.decrementAndGet();
+            slots.release();
+        }
+    }
+
+    /** Runs a task-head request within the concurrency limit. */
+    private int admittedHead(HttpExchange ex, String path) throws IOException {
+        if (draining) {
+            throw new HttpError(503, "Unhealthy", "shutting down: not taking new requests");
+        }
+        if (!slots.tryAcquire()) {
+            throw new HttpError(429, "Overloaded", "overloaded: " + options.maxConcurrent()
+                    + " requests already in flight; retry later");
+        }
+        inFlight.incrementAndGet();
+        try {
+            JsonNode answer = heads.handle(path, readJson(ex.getRequestBody()));
+            return send(ex, 200, "application/json", JSON.writeValueAsBytes(answer));
         } finally {
             inFlight.decrementAndGet();
             slots.release();
@@ -401,6 +439,8 @@ public final class BertServer implements AutoCloseable {
         o.put("max_concurrent_requests", options.maxConcurrent());
         o.put("max_client_batch_size", options.maxInputs());
         o.put("auto_truncate", options.autoTruncate());
+        ArrayNode h = o.putArray("heads");
+        heads.endpoints().forEach(h::add);
         return o;
     }
 
@@ -437,6 +477,7 @@ public final class BertServer implements AutoCloseable {
         }
         http.stop(0);
         predictor.close();
+        heads.close();
         executor.shutdown();
         try {
             executor.awaitTermination(5, TimeUnit.SECONDS);
