@@ -52,6 +52,9 @@ final class ServeCommand implements Callable<Integer> {
             description = "Texts one request may carry (default: ${DEFAULT-VALUE}; more: 413).")
     int maxInputs;
 
+    @Option(names = "--no-batching", description = "Run every request's own forward pass (no dynamic batching; for comparison).")
+    boolean noBatching;
+
     @Option(names = "--auto-truncate", description = "Cut texts over the model's limit instead of answering 413.")
     boolean autoTruncate;
 
@@ -84,8 +87,7 @@ final class ServeCommand implements Callable<Integer> {
         BertServer.Options o = BertServer.Options.DEFAULTS.withHost(host).withPort(port).withMaxBatchTokens(maxBatchTokens)
                 .withMaxWait(Duration.ofNanos((long) (maxWaitMs * 1e6))).withMaxConcurrent(maxConcurrent)
                 .withAutoTruncate(autoTruncate).withTimeout(Duration.ofMillis(timeoutMs));
-        o = new BertServer.Options(o.host(), o.port(), o.maxBatchTokens(), o.maxWait(), o.maxConcurrent(), maxInputs,
-                o.autoTruncate(), o.timeout(), o.shutdownGrace());
+        o = o.withMaxInputs(maxInputs).withBatching(!noBatching);
         BertServer server;
         try {
             server = BertServer.startWithHeads(bert, dir.getFileName().toString(), o, mode);

@@ -58,36 +58,45 @@ public final class BertServer implements AutoCloseable {
      * @param maxInputs texts one request may carry (more: 413)
      */
     public record Options(String host, int port, int maxBatchTokens, Duration maxWait, int maxConcurrent,
-                          int maxInputs, boolean autoTruncate, Duration timeout, Duration shutdownGrace) {
+                          int maxInputs, boolean autoTruncate, Duration timeout, Duration shutdownGrace, boolean batching) {
         public static final Options DEFAULTS = new Options("127.0.0.1", 8080, 8192, Duration.ofMillis(2), 512,
-                256, false, Duration.ofSeconds(30), Duration.ofSeconds(30));
+                256, false, Duration.ofSeconds(30), Duration.ofSeconds(30), true);
+
+        /** The same server with dynamic batching off: every request runs its own forward pass. */
+        public Options withBatching(boolean b) {
+            return new Options(host, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace, b);
+        }
+
+        public Options withMaxInputs(int n) {
+            return new Options(host, port, maxBatchTokens, maxWait, maxConcurrent, n, autoTruncate, timeout, shutdownGrace, batching);
+        }
 
         public Options withPort(int p) {
-            return new Options(host, p, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace);
+            return new Options(host, p, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace, batching);
         }
 
         public Options withHost(String h) {
-            return new Options(h, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace);
+            return new Options(h, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace, batching);
         }
 
         public Options withMaxBatchTokens(int n) {
-            return new Options(host, port, n, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace);
+            return new Options(host, port, n, maxWait, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace, batching);
         }
 
         public Options withMaxWait(Duration d) {
-            return new Options(host, port, maxBatchTokens, d, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace);
+            return new Options(host, port, maxBatchTokens, d, maxConcurrent, maxInputs, autoTruncate, timeout, shutdownGrace, batching);
         }
 
         public Options withMaxConcurrent(int n) {
-            return new Options(host, port, maxBatchTokens, maxWait, n, maxInputs, autoTruncate, timeout, shutdownGrace);
+            return new Options(host, port, maxBatchTokens, maxWait, n, maxInputs, autoTruncate, timeout, shutdownGrace, batching);
         }
 
         public Options withAutoTruncate(boolean t) {
-            return new Options(host, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, t, timeout, shutdownGrace);
+            return new Options(host, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, t, timeout, shutdownGrace, batching);
         }
 
         public Options withTimeout(Duration d) {
-            return new Options(host, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, d, shutdownGrace);
+            return new Options(host, port, maxBatchTokens, maxWait, maxConcurrent, maxInputs, autoTruncate, d, shutdownGrace, batching);
         }
     }
 
@@ -122,7 +131,7 @@ public final class BertServer implements AutoCloseable {
         this.predictor = new EmbeddingPredictor(bert, EmbeddingPredictor.Settings.DEFAULTS
                 .withMaxBatchTokens(o.maxBatchTokens()).withMaxWait(o.maxWait())
                 .withMaxQueued(Math.max(1, o.maxConcurrent()) * o.maxInputs())
-                .withTimeout(o.timeout()).withTruncate(o.autoTruncate()));
+                .withTimeout(o.timeout()).withTruncate(o.autoTruncate()).withBatching(o.batching()));
         this.slots = new Semaphore(o.maxConcurrent());
         requests = Counter.builder().name("bert4j_http_requests_total").help("HTTP requests by endpoint and status")
                 .labelNames("endpoint", "status").register(registry);
@@ -434,6 +443,7 @@ public final class BertServer implements AutoCloseable {
         o.put("pooling", predictor.pooling().toString().toLowerCase());
         o.put("kernels", bert.model().kernels().toString().toLowerCase());
         o.put("int8", bert.model().isInt8());
+        o.put("batching", options.batching());
         o.put("max_batch_tokens", options.maxBatchTokens());
         o.put("max_wait_ms", options.maxWait().toNanos() / 1e6);
         o.put("max_concurrent_requests", options.maxConcurrent());

@@ -40,28 +40,39 @@ public final class EmbeddingPredictor implements AutoCloseable {
      * @param timeout how long a call waits for its answer before failing with
      *     {@link TimeoutException} (its texts are dropped if still queued)
      * @param truncate cut texts over the model's limit instead of refusing them
+     * @param batching false: every call runs its own forward pass on its own thread (no batcher;
+     *     for comparison), with no queue limit or timeout
      */
-    public record Settings(int maxBatchTokens, Duration maxWait, int maxQueued, Duration timeout, boolean truncate) {
-        public static final Settings DEFAULTS = new Settings(8192, Duration.ofMillis(2), 1024, Duration.ofSeconds(30), false);
+    public record Settings(int maxBatchTokens, Duration maxWait, int maxQueued, Duration timeout, boolean truncate,
+                           boolean batching) {
+        public static final Settings DEFAULTS = new Settings(8192, Duration.ofMillis(2), 1024, Duration.ofSeconds(30), false, true);
+
+        public Settings(int maxBatchTokens, Duration maxWait, int maxQueued, Duration timeout, boolean truncate) {
+            this(maxBatchTokens, maxWait, maxQueued, timeout, truncate, true);
+        }
+
+        public Settings withBatching(boolean b) {
+            return new Settings(maxBatchTokens, maxWait, maxQueued, timeout, truncate, b);
+        }
 
         public Settings withMaxBatchTokens(int n) {
-            return new Settings(n, maxWait, maxQueued, timeout, truncate);
+            return new Settings(n, maxWait, maxQueued, timeout, truncate, batching);
         }
 
         public Settings withMaxWait(Duration d) {
-            return new Settings(maxBatchTokens, d, maxQueued, timeout, truncate);
+            return new Settings(maxBatchTokens, d, maxQueued, timeout, truncate, batching);
         }
 
         public Settings withMaxQueued(int n) {
-            return new Settings(maxBatchTokens, maxWait, n, timeout, truncate);
+            return new Settings(maxBatchTokens, maxWait, n, timeout, truncate, batching);
         }
 
         public Settings withTimeout(Duration d) {
-            return new Settings(maxBatchTokens, maxWait, maxQueued, d, truncate);
+            return new Settings(maxBatchTokens, maxWait, maxQueued, d, truncate, batching);
         }
 
         public Settings withTruncate(boolean t) {
-            return new Settings(maxBatchTokens, maxWait, maxQueued, timeout, t);
+            return new Settings(maxBatchTokens, maxWait, maxQueued, timeout, t, batching);
         }
     }
 
@@ -121,6 +132,15 @@ public final class EmbeddingPredictor implements AutoCloseable {
                 throw new InputTooLong(e.getMessage());
             }
             throw e;
+        }
+        if (!settings.batching()) {
+            float[][] out = embedder.embedBatch(enc, pooling, false);
+            if (normalize) {
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = normalized(out[i]);
+                }
+            }
+            return out;
         }
         List<CompletableFuture<float[]>> futures = batcher.submitAll(enc);
         long deadline = System.nanoTime() + settings.timeout().toNanos();

@@ -1,0 +1,295 @@
+package io.bert4j.bench;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.ZonedDateTime;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Load benchmark of {@code bert4j serve} on loopback: the real server in a child JVM, closed-loop
+ * clients (each sends its next request as soon as the previous answer arrives), real short texts
+ * (SST-2 sentences), bounded in time and count. For each mode (dynamic batching on, and the same
+ * server with {@code --no-batching}) and each concurrency it reports throughput, p50/p99 latency
+ * and the answers by HTTP status; then, with batching on at the highest concurrency, the server's
+ * resident memory after the first 10,000 requests and after 100,000.
+ *
+ * <pre>
+ * ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] [--rss-requests N] [--sst2 FILE] [--out FILE]
+ * </pre>
+ */
+public final class ServeLoad {
+    private ServeLoad() {
+    }
+
+    record Level(String mode, int concurrency, long requests, double seconds, double p50, double p99,
+                 Map<Integer, Long> statuses) {
+        double throughput() {
+            return requests / seconds;
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        int[] levels = {1, 8, 64};
+        double seconds = 20;
+        double warmup = 3;
+        long rssRequests = 100_000;
+        Path sst2 = Path.of(System.getProperty("bert4j.shared.data", "../shared/data"), "sst2", "train.tsv");
+        Path out = null;
+        for (int i = 0; i < args.length; i++) {
+            String v = i + 1 < args.length ? args[i + 1] : null;
+            switch (args[i]) {
+                case "--concurrency" -> { levels = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray(); i++; }
+                case "--seconds" -> { seconds = Double.parseDouble(v); i++; }
+                case "--warmup" -> { warmup = Double.parseDouble(v); i++; }
+                case "--rss-requests" -> { rssRequests = Long.parseLong(v); i++; }
+                case "--sst2" -> { sst2 = Path.of(v); i++; }
+                case "--out" -> { out = Path.of(v); i++; }
+                default -> {
+                    System.err.println("usage: ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] "
+                            + "[--rss-requests N] [--sst2 FILE] [--out FILE]");
+                    System.exit(2);
+                }
+            }
+        }
+        List<String> texts = Files.readAllLines(sst2, StandardCharsets.UTF_8).stream().skip(1)
+                .map(l -> l.substring(0, l.indexOf('\t'))).filter(t -> !t.isBlank()).limit(20_000).toList();
+        List<Level> results = new ArrayList<>();
+        String rss = "";
+        for (boolean batching : new boolean[] {true, false}) {
+            try (Server s = Server.start(batching)) {
+                for (int c : levels) {
+                    run(s, texts, c, warmup, Long.MAX_VALUE);                        // warm-up, not reported
+                    Level l = run(s, texts, c, seconds, Long.MAX_VALUE);
+                    Level named = new Level(batching ? "batching" : "no batching", l.concurrency, l.requests, l.seconds,
+                            l.p50, l.p99, l.statuses);
+                    results.add(named);
+                    System.err.printf(Locale.ROOT, "%s, concurrency %d: %.1f req/s, p50 %.1f ms, p99 %.1f ms, statuses %s%n",
+                            named.mode, c, named.throughput(), named.p50, named.p99, named.statuses);
+                }
+                if (batching && rssRequests > 0) {
+                    int c = levels[levels.length - 1];
+                    long first = Math.min(10_000, rssRequests);
+                    Level a = run(s, texts, c, 1e9, first);
+                    long rss1 = s.rssKb();
+                    Level b = run(s, texts, c, 1e9, rssRequests - first);
+                    long rss2 = s.rssKb();
+                    rss = String.format(Locale.ROOT, "resident memory of the server (batching, concurrency %d): %.1f MB after %,d requests, "
+                                    + "%.1f MB after %,d (%+.1f%%); statuses %s then %s",
+                            c, rss1 / 1024.0, first, rss2 / 1024.0, rssRequests, 100.0 * (rss2 - rss1) / rss1, a.statuses, b.statuses);
+                    System.err.println(rss);
+                }
+            }
+        }
+        String md = markdown(results, rss, seconds);
+        System.out.println(md);
+        if (out != null) {
+            Files.writeString(out, md, StandardCharsets.UTF_8);
+        }
+    }
+
+    /** Closed-loop clients for {@code seconds} or {@code maxRequests}, whichever ends first. */
+    static Level run(Server s, List<String> texts, int concurrency, double seconds, long maxRequests) throws Exception {
+        HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(Duration.ofSeconds(10)).build();
+        URI uri = URI.create("http://127.0.0.1:" + s.port + "/embed");
+        AtomicInteger next = new AtomicInteger();
+        AtomicLong issued = new AtomicLong();
+        Map<Integer, Long> statuses = new ConcurrentHashMap<>();
+        List<long[]> lat = new ArrayList<>();
+        long end = System.nanoTime() + (long) (seconds * 1e9);
+        Thread[] workers = new Thread[concurrency];
+        long t0 = System.nanoTime();
+        for (int w = 0; w < concurrency; w++) {
+            long[] mine = new long[1 << 20];
+            lat.add(mine);
+            int slot = w;
+            workers[w] = new Thread(() -> {
+                int n = 0;
+                while (System.nanoTime() < end && issued.incrementAndGet() <= maxRequests) {
+                    String text = texts.get(Math.floorMod(next.getAndIncrement(), texts.size()));
+                    String body = "{\"inputs\": " + quote(text) + "}";
+                    long a = System.nanoTime();
+                    int status;
+                    try {
+                        status = client.send(HttpRequest.newBuilder(uri).header("Content-Type", "application/json")
+                                .POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                                HttpResponse.BodyHandlers.discarding()).statusCode();
+                    } catch (IOException e) {
+                        status = -1;
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                    if (n < mine.length - 1) {
+                        mine[++n] = System.nanoTime() - a;
+                    }
+                    mine[0] = n;
+                    statuses.merge(status, 1L, Long::sum);
+                }
+            }, "load-" + slot);
+            workers[w].start();
+        }
+        for (Thread t : workers) {
+            t.join();
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        int total = 0;
+        for (long[] l : lat) {
+            total += (int) l[0];
+        }
+        long[] all = new long[total];
+        int k = 0;
+        for (long[] l : lat) {
+            System.arraycopy(l, 1, all, k, (int) l[0]);
+            k += (int) l[0];
+        }
+        Arrays.sort(all);
+        double p50 = all.length == 0 ? Double.NaN : all[(int) (0.50 * (all.length - 1))] / 1e6;
+        double p99 = all.length == 0 ? Double.NaN : all[(int) (0.99 * (all.length - 1))] / 1e6;
+        return new Level("", concurrency, total, secs, p50, p99, new TreeMap<>(statuses));
+    }
+
+    static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                default -> {
+                    if (c < 0x20) {
+                        b.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+                }
+            }
+        }
+        return b.append('"').toString();
+    }
+
+    static String markdown(List<Level> results, String rss, double seconds) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("### bert4j serve under load (loopback, closed-loop clients, SST-2 sentences)\n\n");
+        sb.append("- date: ").append(ZonedDateTime.now()).append('\n');
+        sb.append("- machine: ").append(Runtime.getRuntime().availableProcessors()).append(" cpus, ")
+                .append(cpuModel()).append('\n');
+        sb.append("- each level: ").append(seconds).append(" s after a warm-up; one text per request (POST /embed)\n\n");
+        sb.append("| mode | concurrency | requests | req/s | p50 ms | p99 ms | statuses |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+        for (Level l : results) {
+            sb.append(String.format(Locale.ROOT, "| %s | %d | %d | %.1f | %.1f | %.1f | %s |%n", l.mode, l.concurrency,
+                    l.requests, l.throughput(), l.p50, l.p99, l.statuses));
+        }
+        sb.append('\n');
+        for (Level on : results) {
+            if (!on.mode.equals("batching")) {
+                continue;
+            }
+            for (Level off : results) {
+                if (off.mode.equals("no batching") && off.concurrency == on.concurrency) {
+                    sb.append(String.format(Locale.ROOT, "- concurrency %d: batching / no batching throughput = %.2fx%n",
+                            on.concurrency, on.throughput() / off.throughput()));
+                }
+            }
+        }
+        if (!rss.isEmpty()) {
+            sb.append("- ").append(rss).append('\n');
+        }
+        return sb.toString();
+    }
+
+    static String cpuModel() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) {
+                    return line.substring(line.indexOf(':') + 1).trim();
+                }
+            }
+        } catch (IOException e) {
+            // not Linux
+        }
+        return "unknown CPU";
+    }
+
+    /** {@code bert4j serve} in a child JVM on a free port, stopped with SIGTERM. */
+    static final class Server implements AutoCloseable {
+        final Process process;
+        final int port;
+
+        private Server(Process process, int port) {
+            this.process = process;
+            this.port = port;
+        }
+
+        static Server start(boolean batching) throws Exception {
+            List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-Xmx2g", "-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main", "serve", "--port", "0",
+                    "--max-concurrent", "1024"));
+            if (!batching) {
+                cmd.add("--no-batching");
+            }
+            ProcessBuilder pb = new ProcessBuilder(cmd);
+            pb.environment().putIfAbsent("OMP_WAIT_POLICY", "passive");
+            pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
+            Process p = pb.start();
+            BufferedReader err = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8));
+            Pattern serving = Pattern.compile("on http://[^:]+:(\\d+)");
+            String line;
+            while ((line = err.readLine()) != null) {
+                System.err.println("  server: " + line);
+                Matcher m = serving.matcher(line);
+                if (m.find()) {
+                    int port = Integer.parseInt(m.group(1));
+                    Thread drain = new Thread(() -> {
+                        try {
+                            String l;
+                            while ((l = err.readLine()) != null) {
+                                System.err.println("  server: " + l);
+                            }
+                        } catch (IOException e) {
+                            // the server exited
+                        }
+                    });
+                    drain.setDaemon(true);
+                    drain.start();
+                    return new Server(p, port);
+                }
+            }
+            throw new IllegalStateException("the server exited before listening (status " + p.waitFor() + ")");
+        }
+
+        long rssKb() throws IOException {
+            for (String l : Files.readAllLines(Path.of("/proc/" + process.pid() + "/status"))) {
+                if (l.startsWith("VmRSS:")) {
+                    return Long.parseLong(l.replaceAll("\\D", ""));
+                }
+            }
+            throw new IOException("no VmRSS for pid " + process.pid());
+        }
+
+        @Override
+        public void close() throws Exception {
+            process.destroy(); // SIGTERM: the server finishes requests in flight and exits
+            if (!process.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+            }
+        }
+    }
+}
