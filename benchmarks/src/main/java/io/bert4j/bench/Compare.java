@@ -362,14 +362,27 @@ public final class Compare {
         sb.append("Per case: ms per call, median and p90 over the timed rounds (implementations alternate, order rotating "
                 + "each round). **Ratio = reference median / implementation median: > 1 means faster than the "
                 + "reference.** \"paired\" = median and p10–p90 of the per-round ratios.\n");
+        sb.append("\nSummary, reference median / bert4j median (> 1: bert4j faster):\n\n");
         for (Case c : list) {
             Map<String, double[]> ms = timings.get(c.id);
-            String ref = c.refs.get(0);
-            for (String r : c.refs) {
-                if (Stats.of(ms.get(r)).median < Stats.of(ms.get(ref)).median) {
-                    ref = r;
+            String ref = reference(c, ms);
+            List<String> parts = new ArrayList<>();
+            for (Impl impl : c.impls) {
+                if (impl.name.startsWith("bert4j") && !impl.name.equals(ref)) {
+                    parts.add(String.format(Locale.ROOT, "%s %.2f", impl.name, Stats.of(ms.get(ref)).median / Stats.of(ms.get(impl.name)).median));
                 }
             }
+            sb.append("- (").append(c.id).append(") ").append(c.title).append(", against ").append(ref).append(": ")
+                    .append(String.join(", ", parts)).append('\n');
+        }
+        if (rss != null) {
+            List<String> parts = new ArrayList<>();
+            rss.values().forEach(r -> parts.add(String.format(Locale.ROOT, "%s %.0f", r.impl(), r.peakKb() / 1024.0)));
+            sb.append("- (e) peak resident memory, MB: ").append(String.join(", ", parts)).append('\n');
+        }
+        for (Case c : list) {
+            Map<String, double[]> ms = timings.get(c.id);
+            String ref = reference(c, ms);
             double refMedian = Stats.of(ms.get(ref)).median;
             sb.append("\n#### (").append(c.id).append(") ").append(c.title).append("\n\n");
             sb.append("Reference: **").append(ref).append("**")
@@ -406,6 +419,17 @@ public final class Compare {
             sb.append("\n**Parity checks failed:** ").append(String.join("; ", failures)).append('\n');
         }
         return sb.toString();
+    }
+
+    /** The reference of a case: of its reference implementations, the one with the lowest median. */
+    private static String reference(Case c, Map<String, double[]> ms) {
+        String ref = c.refs.get(0);
+        for (String r : c.refs) {
+            if (Stats.of(ms.get(r)).median < Stats.of(ms.get(ref)).median) {
+                ref = r;
+            }
+        }
+        return ref;
     }
 
     static String version(Class<?> c) {
