@@ -5,6 +5,8 @@
 #   --threads N (default 2)  --warmup W  --iters N  --cases abcde  --batches K (default 8)
 #   --rss-rounds R (default 3)  --out FILE (markdown report)
 # Smoke run: --iters 2 --warmup 1 --batches 1 --rss-rounds 1
+# The build's bert4j.cuda default (AUTO) compiles the CUDA kernels wherever nvcc is installed; this
+# harness needs only the CPU ones: MVN_FLAGS="-o -Dbert4j.cuda=OFF" skips those minutes.
 # Environment: MVN_FLAGS (default -o), JAVA_OPTS (default -Xmx4g), BERT4J_HOME (model cache).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

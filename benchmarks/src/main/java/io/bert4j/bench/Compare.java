@@ -397,9 +397,9 @@ public final class Compare {
                     paired[i] = ms.get(ref)[i] / ms.get(impl.name)[i];
                 }
                 Arrays.sort(paired);
-                sb.append(String.format(Locale.ROOT, "| %s%s | %.1f | %.1f | %.1f | %.2f | %.2f (%.2f–%.2f) |%n",
+                sb.append(String.format(Locale.ROOT, "| %s%s | %.1f | %.1f | %s | %.2f | %.2f (%.2f–%.2f) |%n",
                         impl.name, impl.name.equals(ref) ? " (reference)" : "", s.median, s.p90,
-                        1000.0 * c.items / s.median, refMedian / s.median,
+                        rate(1000.0 * c.items / s.median), refMedian / s.median,
                         quantile(paired, 0.5), quantile(paired, 0.1), quantile(paired, 0.9)));
             }
             sb.append('\n');
@@ -411,14 +411,21 @@ public final class Compare {
                     + "%d times, then reads VmHWM (peak resident set) from /proc/self/status; the JVM's own heap and "
                     + "code are included in every row alike. int8 keeps the float32 weights beside the int8 ones.%n%n",
                     batches, rssRounds));
-            sb.append("| implementation | RSS after load MB | peak RSS (VmHWM) MB | child run s |\n|---|---:|---:|---:|\n");
-            rss.values().forEach(r -> sb.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.1f |%n",
-                    r.impl(), r.afterLoadKb() / 1024.0, r.peakKb() / 1024.0, r.seconds())));
+            sb.append("| implementation | RSS after load MB | peak RSS (VmHWM) MB | child run s | libraries mapped |\n"
+                    + "|---|---:|---:|---:|---|\n");
+            rss.values().forEach(r -> sb.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.1f | %s |%n",
+                    r.impl(), r.afterLoadKb() / 1024.0, r.peakKb() / 1024.0, r.seconds(),
+                    (r.libtorch() ? "libtorch" : "") + (r.libtorch() && r.ort() ? " + " : "") + (r.ort() ? "onnxruntime" : ""))));
         }
         if (!failures.isEmpty()) {
             sb.append("\n**Parity checks failed:** ").append(String.join("; ", failures)).append('\n');
         }
         return sb.toString();
+    }
+
+    /** Three significant digits or more: training runs well under one step per second. */
+    private static String rate(double perSecond) {
+        return String.format(Locale.ROOT, perSecond >= 100 ? "%.0f" : perSecond >= 10 ? "%.1f" : perSecond >= 1 ? "%.2f" : "%.3f", perSecond);
     }
 
     /** The reference of a case: of its reference implementations, the one with the lowest median. */

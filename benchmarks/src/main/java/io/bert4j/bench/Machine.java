@@ -85,6 +85,21 @@ final class Machine {
         return -1;
     }
 
+    /** Whether a shared library whose file name contains {@code name} is mapped into this process. */
+    static boolean mapped(String name) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/maps"))) {
+                int slash = line.lastIndexOf('/');
+                if (slash >= 0 && line.substring(slash + 1).contains(name)) {
+                    return true;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux: report not mapped
+        }
+        return false;
+    }
+
     private static String run(String... cmd) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String s = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();

@@ -37,7 +37,7 @@ public final class PeakMemory {
     private static final String PREFIX = "bert4j-peak-memory ";
 
     /** One child's report, in kB. */
-    record Result(String impl, long afterLoadKb, long peakKb, double seconds) {
+    record Result(String impl, long afterLoadKb, long peakKb, double seconds, boolean libtorch, boolean ort) {
     }
 
     public static void main(String[] args) {
@@ -75,8 +75,10 @@ public final class PeakMemory {
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "%s%s %d %d %.3f %.6f%n", PREFIX, impl, afterLoad, Machine.procStatusKb("VmHWM"),
-                (System.nanoTime() - t0) / 1e9, checksum);
+        // Which runtimes' libraries ended up in the process: an ORT child must not carry libtorch, or
+        // its number would include a runtime it does not use.
+        System.out.printf(Locale.ROOT, "%s%s %d %d %.3f %b %b %.6f%n", PREFIX, impl, afterLoad, Machine.procStatusKb("VmHWM"),
+                (System.nanoTime() - t0) / 1e9, Machine.mapped("libtorch_cpu"), Machine.mapped("onnxruntime"), checksum);
     }
 
     /**
@@ -107,7 +109,8 @@ public final class PeakMemory {
                 while ((line = br.readLine()) != null) {
                     if (line.startsWith(PREFIX)) {
                         String[] f = line.substring(PREFIX.length()).trim().split("\\s+");
-                        r = new Result(f[0], Long.parseLong(f[1]), Long.parseLong(f[2]), Double.parseDouble(f[3]));
+                        r = new Result(f[0], Long.parseLong(f[1]), Long.parseLong(f[2]), Double.parseDouble(f[3]),
+                                Boolean.parseBoolean(f[4]), Boolean.parseBoolean(f[5]));
                     }
                 }
             }
