@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Short, bounded bert4j vs ONNX Runtime comparison (see README.md). Builds the benchmarks
-# module (and the library it needs) unless --no-build, then runs io.bert4j.bench.Compare from
-# the module classpath. Every other argument goes to Compare:
-#   --threads N (default 2)  --warmup W  --iters N  --cases abc  --out FILE (markdown table)
+# The bert4j vs ONNX Runtime comparison (see README.md): cases a-e in one run, ~10-15 minutes on
+# 2 quiet cores. Builds the benchmarks module (and the library it needs) unless --no-build, then
+# runs io.bert4j.bench.Compare from the module classpath. Every other argument goes to Compare:
+#   --threads N (default 2)  --warmup W  --iters N  --cases abcde  --batches K (default 8)
+#   --rss-rounds R (default 3)  --out FILE (markdown report)
+# Smoke run: --iters 2 --warmup 1 --batches 1 --rss-rounds 1
+# The build's bert4j.cuda default (AUTO) compiles the CUDA kernels wherever nvcc is installed; this
+# harness needs only the CPU ones: MVN_FLAGS="-o -Dbert4j.cuda=OFF" skips those minutes.
 # Environment: MVN_FLAGS (default -o), JAVA_OPTS (default -Xmx4g), BERT4J_HOME (model cache).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -119,7 +119,53 @@ public final class OrtReference implements AutoCloseable {
         for (String t : texts) {
             enc.add(tok.encode(t));
         }
-        Workloads.Inputs in = Workloads.Inputs.of(enc, tok.padId());
+        return embedEncodings(enc, tok.padId());
+    }
+
+    /**
+     * One text per call, never padded: how a client that embeds texts as they come feeds ORT
+     * (langchain4j's embedding models do this). Rows in input order.
+     */
+    public float[][] embedOneByOne(BertTokenizer tok, List<String> texts) {
+        float[][] out = new float[texts.size()][];
+        for (int i = 0; i < texts.size(); i++) {
+            out[i] = embedEncodings(List.of(tok.encode(texts.get(i))), tok.padId())[0];
+        }
+        return out;
+    }
+
+    /**
+     * The batching a throughput-minded ORT user writes: tokenize all, sort by token count, run
+     * batches of {@code batchSize} padded to their longest, put the rows back in input order.
+     */
+    public float[][] embedSortedBatches(BertTokenizer tok, List<String> texts, int batchSize) {
+        List<Encoding> enc = new ArrayList<>(texts.size());
+        for (String t : texts) {
+            enc.add(tok.encode(t));
+        }
+        Integer[] order = new Integer[enc.size()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        java.util.Arrays.sort(order, java.util.Comparator.comparingInt(i -> enc.get(i).length()));
+        float[][] out = new float[texts.size()][];
+        for (int from = 0; from < order.length; from += batchSize) {
+            int to = Math.min(order.length, from + batchSize);
+            List<Encoding> chunk = new ArrayList<>(to - from);
+            for (int i = from; i < to; i++) {
+                chunk.add(enc.get(order[i]));
+            }
+            float[][] rows = embedEncodings(chunk, tok.padId());
+            for (int i = from; i < to; i++) {
+                out[order[i]] = rows[i - from];
+            }
+        }
+        return out;
+    }
+
+    /** Mean-pooled, L2-normalised embeddings of one batch, padded to its longest encoding. */
+    public float[][] embedEncodings(List<Encoding> enc, int padId) {
+        Workloads.Inputs in = Workloads.Inputs.of(enc, padId);
         try (OrtSession.Result r = run(in)) {
             OnnxTensor t = (OnnxTensor) r.get(0);
             int h = (int) t.getInfo().getShape()[2];

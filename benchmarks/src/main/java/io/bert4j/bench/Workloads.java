@@ -133,6 +133,21 @@ public final class Workloads {
         return out;
     }
 
+    /**
+     * {@code count} consecutive SST-2 train sentences from {@code start}: neighbours in the file
+     * vary in length as a stream of user texts does, where an even stride would smooth it out.
+     */
+    public static List<String> consecutiveSentences(int start, int count) {
+        List<String> sentences = sst2();
+        List<String> out = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            int k = start + i;
+            out.add(sentences.isEmpty() ? SYNTHETIC.substring(0, 20 + (k * 37) % 120)
+                    : sentences.get(k % sentences.size()));
+        }
+        return List.copyOf(out);
+    }
+
     /** Encodings padded to the longest as flat row-major int64 arrays, ready for either runtime. */
     public record Inputs(long[] ids, long[] typeIds, long[] mask, int batch, int seq) {
         public static Inputs of(List<Encoding> encodings, int padId) {

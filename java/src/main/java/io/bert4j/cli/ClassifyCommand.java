@@ -50,6 +50,10 @@ final class ClassifyCommand implements Callable<Integer> {
             description = "bert4j's fused native kernels or plain libtorch ops (default: ${DEFAULT-VALUE}).")
     String kernels;
 
+    @Option(names = "--int8", description = "Int8 inference: the encoder's linear layers dynamically quantized "
+            + "(faster on CPU; measure the accuracy cost with eval classify --int8).")
+    boolean int8;
+
     @Override
     public Integer call() {
         KernelMode mode = KernelMode.parse(kernels);
@@ -75,6 +79,10 @@ final class ClassifyCommand implements Callable<Integer> {
             throw new Bert4jException("no input texts");
         }
         try (TextClassifier c = TextClassifier.load(model, maxLength == null ? 0 : maxLength, mode)) {
+            if (int8) {
+                // Only the encoder is quantized; the pooler and the classifier head stay float32.
+                c.model().encoder().setInt8(true);
+            }
             PrintWriter out = spec.commandLine().getOut();
             int truncated = 0;
             // Chunks keep memory flat on long inputs; the classifier batches within each.
