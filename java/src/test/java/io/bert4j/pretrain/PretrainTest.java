@@ -196,7 +196,9 @@ class PretrainTest {
             }
             Process kill = new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start();
             assertEquals(0, kill.waitFor(), "kill -INT");
-            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the process exits after Ctrl-C");
+            // Generous: the step in progress finishes and a checkpoint is written first; on a
+            // 2-core machine shared with other heavy processes that took over 120 s once.
+            assertTrue(p.waitFor(300, TimeUnit.SECONDS), "the process exits after Ctrl-C");
         } finally {
             p.destroyForcibly();
         }
