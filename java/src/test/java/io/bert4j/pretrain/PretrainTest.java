@@ -198,7 +198,7 @@ class PretrainTest {
             assertEquals(0, kill.waitFor(), "kill -INT");
             // Generous: the step in progress finishes and a checkpoint is written first; on a
             // 2-core machine shared with other heavy processes that took over 120 s once.
-            assertTrue(p.waitFor(300, TimeUnit.SECONDS), "the process exits after Ctrl-C");
+            assertTrue(p.waitFor(300, TimeUnit.SECONDS), () -> "the process exits after Ctrl-C; its stderr:\n" + readQuietly(err));
         } finally {
             p.destroyForcibly();
         }
