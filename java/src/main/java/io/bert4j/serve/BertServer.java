@@ -361,10 +361,11 @@ public final class BertServer implements AutoCloseable {
         return n.booleanValue();
     }
 
-    private float[][] embed(List<String> texts, boolean normalize) {
+    private EmbeddingPredictor.Embeddings embed(List<String> texts, boolean normalize) {
         try {
-            float[][] v = predictor.embed(texts, normalize);
-            return v;
+            EmbeddingPredictor.Embeddings e = predictor.embedCounted(texts, normalize);
+            tokens.inc(e.tokens());
+            return e;
         } catch (EmbeddingPredictor.InputTooLong e) {
             throw new HttpError(413, "Validation", e.getMessage() + " (the server truncates only with --auto-truncate)");
         } catch (DynamicBatcher.Overloaded e) {
@@ -385,8 +386,7 @@ public final class BertServer implements AutoCloseable {
             // Honoured per request only when the server was started to allow it.
             throw new HttpError(422, "Validation", "\"truncate\": true needs a server started with --auto-truncate");
         }
-        float[][] v = embed(texts, normalize);
-        countTokens(texts);
+        float[][] v = embed(texts, normalize).vectors();
         ArrayNode out = JSON.createArrayNode();
         for (float[] row : v) {
             ArrayNode a = out.addArray();
@@ -403,8 +403,9 @@ public final class BertServer implements AutoCloseable {
         if (format != null && !format.isNull() && !"float".equals(format.asText())) {
             throw new HttpError(422, "Validation", "encoding_format " + format + " is not supported; use \"float\"");
         }
-        float[][] v = embed(texts, true);
-        int n = countTokens(texts);
+        EmbeddingPredictor.Embeddings e = embed(texts, true);
+        float[][] v = e.vectors();
+        int n = e.tokens();
         ObjectNode out = JSON.createObjectNode();
         out.put("object", "list");
         ArrayNode data = out.putArray("data");
@@ -422,15 +423,6 @@ public final class BertServer implements AutoCloseable {
         usage.put("prompt_tokens", n);
         usage.put("total_tokens", n);
         return send(ex, 200, "application/json", JSON.writeValueAsBytes(out));
-    }
-
-    private int countTokens(List<String> texts) {
-        int n = 0;
-        for (String t : texts) {
-            n += Math.min(bert.tokenizer().encode(t).length(), predictor.maxLength());
-        }
-        tokens.inc(n);
-        return n;
     }
 
     private ObjectNode info() {

@@ -120,6 +120,15 @@ public final class EmbeddingPredictor implements AutoCloseable {
      * @throws TimeoutException when the answer took longer than the configured timeout
      */
     public float[][] embed(List<String> texts, boolean normalize) throws TimeoutException {
+        return embedCounted(texts, normalize).vectors();
+    }
+
+    /** Vectors and the number of tokens the model ran on (after any truncation). */
+    public record Embeddings(float[][] vectors, int tokens) {
+    }
+
+    /** {@link #embed}, also reporting the tokens embedded (e.g. for usage counts), tokenizing once. */
+    public Embeddings embedCounted(List<String> texts, boolean normalize) throws TimeoutException {
         if (texts.isEmpty()) {
             throw new Bert4jException("nothing to embed: the list of texts is empty");
         }
@@ -133,6 +142,10 @@ public final class EmbeddingPredictor implements AutoCloseable {
             }
             throw e;
         }
+        int tokens = 0;
+        for (Encoding e : enc) {
+            tokens += e.length();
+        }
         if (!settings.batching()) {
             float[][] out = embedder.embedBatch(enc, pooling, false);
             if (normalize) {
@@ -140,7 +153,7 @@ public final class EmbeddingPredictor implements AutoCloseable {
                     out[i] = normalized(out[i]);
                 }
             }
-            return out;
+            return new Embeddings(out, tokens);
         }
         List<CompletableFuture<float[]>> futures = batcher.submitAll(enc);
         long deadline = System.nanoTime() + settings.timeout().toNanos();
@@ -167,7 +180,7 @@ public final class EmbeddingPredictor implements AutoCloseable {
             }
             throw new Bert4jException("embedding failed: " + c, c);
         }
-        return out;
+        return new Embeddings(out, tokens);
     }
 
     static float[] normalized(float[] v) {
