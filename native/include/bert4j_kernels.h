@@ -64,6 +64,23 @@ BERT4J_API int bert4j_bias_gelu_forward_f32(const float* x, const float* bias, f
                                             int64_t x_row_stride, int64_t y_row_stride,
                                             int approximate);
 
+/* Per-row scaling around an int8 GEMM whose activation quantization is per tensor (bert4j's
+ * int8 linear layers): the prologue scales every row of x to max |value| = 1 so that one
+ * quantization range fits each token, the epilogue undoes it together with the per-output-
+ * channel weight scales and adds the bias.
+ *
+ * rowscale_prologue: s[r] = max(max_c |x[r, c]|, 1e-12f) and xs[r, c] = x[r, c] / s[r].
+ * x and xs are [rows, cols] with row strides (xs may be x itself, same stride); s is [rows].
+ *
+ * rowscale_epilogue, in place on y [rows, cols] (row stride y_row_stride):
+ * y[r, c] = y[r, c] * s[r] * col_scale[c] + bias[c]; bias may be NULL (then no bias). */
+BERT4J_API int bert4j_rowscale_prologue_f32(const float* x, float* xs, float* s, int64_t rows,
+                                            int64_t cols, int64_t x_row_stride,
+                                            int64_t xs_row_stride);
+BERT4J_API int bert4j_rowscale_epilogue_f32(float* y, const float* s, const float* col_scale,
+                                            const float* bias, int64_t rows, int64_t cols,
+                                            int64_t y_row_stride);
+
 /* CUDA (libbert4j_kernels_cuda only): same contract, device pointers, enqueued on
  * `stream` (a cudaStream_t). Math is fp32 in both; the bf16 variant reads and writes
  * bfloat16 stored as raw uint16_t bits (bias is bf16 too) and rounds to nearest even. */

@@ -31,6 +31,10 @@ import java.util.Map;
  * Thread-safe for inference: several threads may embed at once.
  */
 public final class Bert implements AutoCloseable {
+    static {
+        NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     private final Path source;
     private final BertConfig config;

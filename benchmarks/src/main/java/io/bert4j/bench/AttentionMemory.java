@@ -46,6 +46,7 @@ public final class AttentionMemory {
     private static final String[] MODES = {"fwd", "fwdbwd"};
 
     public static void main(String[] args) throws Exception {
+        io.bert4j.NativeSetup.ensure(); // OpenMP settings before libtorch loads
         if (args.length > 0 && args[0].equals("--child")) {
             child(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
             return;

@@ -88,9 +88,10 @@ public final class Compare {
     }
 
     private static final String USAGE = "usage: Compare [--threads N] [--warmup W] [--iters N] [--cases abcde] "
-            + "[--batches K] [--rss-rounds R] [--out FILE]";
+            + "[--batches K] [--rss-rounds R] [--gap-ms G] [--out FILE]";
 
     public static void main(String[] args) throws IOException, InterruptedException {
+        io.bert4j.NativeSetup.ensure(); // OpenMP settings before libtorch loads
         int threads = Bert4jRunner.defaultThreads();
         int warmup = -1;
         int iters = -1;
@@ -98,6 +99,7 @@ public final class Compare {
         int rssRounds = 3;
         String cases = "abcde";
         Path out = null;
+        gapMs = 10;
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
@@ -112,6 +114,7 @@ public final class Compare {
                     case "--cases" -> cases = v;
                     case "--batches" -> batches = positive(a, v);
                     case "--rss-rounds" -> rssRounds = positive(a, v);
+                    case "--gap-ms" -> gapMs = Integer.parseInt(v);
                     case "--out" -> out = Path.of(v);
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
@@ -199,6 +202,14 @@ public final class Compare {
         return given < 0 ? dflt : given;
     }
 
+    /**
+     * Idle time before each timed call, ms (--gap-ms, default 10): long enough for the previous
+     * call's worker threads (ONNX Runtime's spin, libgomp's) to go quiet, so no implementation
+     * is timed while another runtime's threads still hold the cores; a service's requests also
+     * arrive with gaps. 0 runs the calls back to back.
+     */
+    private static int gapMs = 10;
+
     /** Warm-up rounds, then timed rounds with the order of the implementations rotating each round. */
     private static Map<String, double[]> time(Case c) {
         List<Impl> impls = c.impls;
@@ -210,6 +221,14 @@ public final class Compare {
         for (int r = 0; r < c.iters; r++) {
             for (int k = 0; k < impls.size(); k++) {
                 Impl impl = impls.get((r + k) % impls.size());
+                if (gapMs > 0) {
+                    try {
+                        Thread.sleep(gapMs);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted", e);
+                    }
+                }
                 long s = System.nanoTime();
                 impl.op.run();
                 ms.get(impl.name)[r] = (System.nanoTime() - s) / 1e6;
@@ -353,14 +372,14 @@ public final class Compare {
         sb.append("- threads: ").append(threads).append(" (libtorch intra-op = bert4j kernels = ORT intra-op; ORT inter-op 1)\n");
         sb.append("- runtimes: bert4j on libtorch (JavaCPP pytorch ").append(version(org.bytedeco.pytorch.global.torch.class))
                 .append("), ONNX Runtime ").append(OrtReference.version()).append(" (CPU EP, ALL_OPT, spin-wait ")
-                .append(OrtReference.spinning() ? "on" : "off").append("); OMP_WAIT_POLICY=")
-                .append(System.getenv().getOrDefault("OMP_WAIT_POLICY", "(unset)")).append("; JVM ")
+                .append(OrtReference.spinning() ? "on" : "off").append("); libgomp wait policy ")
+                .append(io.bert4j.NativeSetup.ompWaitPolicy()).append("; JVM ")
                 .append(System.getProperty("java.vm.name")).append(' ').append(System.getProperty("java.version")).append('\n');
         sb.append("- text: ").append(Workloads.textSource()).append('\n');
         sb.append("- arguments: `").append(String.join(" ", args)).append("`; whole run ")
                 .append(String.format(Locale.ROOT, "%.0f s", totalS)).append(" (model loads included)\n\n");
         sb.append("Per case: ms per call, median and p90 over the timed rounds (implementations alternate, order rotating "
-                + "each round). **Ratio = reference median / implementation median: > 1 means faster than the "
+                + "each round, " + gapMs + " ms idle before each call so no runtime's worker threads are still spinning). **Ratio = reference median / implementation median: > 1 means faster than the "
                 + "reference.** \"paired\" = median and p10–p90 of the per-round ratios.\n");
         sb.append("\nSummary, reference median / bert4j median (> 1: bert4j faster):\n\n");
         for (Case c : list) {

@@ -9,6 +9,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /** Inputs and the libtorch references shared by the kernel benchmarks and {@link AttentionMemory}. */
 final class KernelInputs {
+    static {
+        io.bert4j.NativeSetup.ensure(); // JMH forks: OpenMP settings before libtorch loads
+    }
+
     private KernelInputs() {
     }
 

@@ -41,6 +41,7 @@ public final class PeakMemory {
     }
 
     public static void main(String[] args) {
+        io.bert4j.NativeSetup.ensure(); // OpenMP settings before libtorch loads
         if (args.length != 4 || !IMPLS.contains(args[0])) {
             System.err.println("usage: PeakMemory " + String.join("|", IMPLS) + " THREADS BATCHES ROUNDS");
             System.exit(2);

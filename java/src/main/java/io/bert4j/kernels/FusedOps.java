@@ -11,6 +11,10 @@ import org.bytedeco.pytorch.Tensor;
  * or no input requiring grad they are the plain native forward ({@link Kernels}).
  */
 public final class FusedOps {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
     private FusedOps() {}
 
     /**

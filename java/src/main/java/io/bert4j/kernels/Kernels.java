@@ -11,6 +11,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * non-zero native status becomes a {@link Bert4jException} carrying the native message.
  */
 public final class Kernels {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
     private Kernels() {}
 
     /**
@@ -66,6 +70,55 @@ public final class Kernels {
     }
 
     /** Validates x [..., cols] and bias [cols]; returns {rows, cols}. */
+    /**
+     * Rows of x scaled to max |value| = 1, for a GEMM whose activation quantization is per tensor
+     * (bert4j's int8 linear layers): returns {xs [rows, cols], s [rows]} with
+     * {@code xs[r] = x[r] / s[r]}, {@code s[r] = max(max |x[r]|, 1e-12)}; rows = all leading
+     * dimensions of x. Undone by {@link #rowScaleEpilogue}.
+     */
+    public static Tensor[] rowScalePrologue(Tensor x) {
+        final String op = "rowScalePrologue";
+        requireFloatCpuContiguous(op, "x", x, "[..., cols]");
+        if (x.dim() < 1) {
+            throw new Bert4jException(op + ": x must have at least 1 dimension");
+        }
+        long cols = x.size(x.dim() - 1);
+        long rows = x.numel() / Math.max(cols, 1);
+        Tensor xs = torch.empty(new long[]{rows, cols}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        Tensor s = torch.empty(new long[]{rows}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        check(op, NativeKernels.bert4j_rowscale_prologue_f32(x.data_ptr(), xs.data_ptr(), s.data_ptr(),
+                rows, cols, cols, cols));
+        return new Tensor[]{xs, s};
+    }
+
+    /**
+     * In place on y [rows, cols]: {@code y[r, c] = y[r, c] * s[r] * colScale[c] + bias[c]}
+     * (bias may be null). Returns y.
+     */
+    public static Tensor rowScaleEpilogue(Tensor y, Tensor s, Tensor colScale, Tensor bias) {
+        final String op = "rowScaleEpilogue";
+        requireFloatCpuContiguous(op, "y", y, "[rows, cols]");
+        if (y.dim() != 2) {
+            throw new Bert4jException(op + ": y must be [rows, cols], got " + shape(y));
+        }
+        long rows = y.size(0), cols = y.size(1);
+        requireFloatCpuContiguous(op, "s", s, "[" + rows + "]");
+        requireFloatCpuContiguous(op, "colScale", colScale, "[" + cols + "]");
+        if (s.numel() != rows || colScale.numel() != cols) {
+            throw new Bert4jException(op + ": s must have " + rows + " and colScale " + cols + " elements, got "
+                    + shape(s) + " and " + shape(colScale));
+        }
+        if (bias != null) {
+            requireFloatCpuContiguous(op, "bias", bias, "[" + cols + "]");
+            if (bias.numel() != cols) {
+                throw new Bert4jException(op + ": bias must have " + cols + " elements, got " + shape(bias));
+            }
+        }
+        check(op, NativeKernels.bert4j_rowscale_epilogue_f32(y.data_ptr(), s.data_ptr(), colScale.data_ptr(),
+                bias == null ? null : bias.data_ptr(), rows, cols, cols));
+        return y;
+    }
+
     private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
         requireFloatCpuContiguous(op, xName, x, "[..., cols]");
         if (x.dim() < 1) {

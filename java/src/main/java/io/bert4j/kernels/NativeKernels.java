@@ -18,6 +18,7 @@ import org.bytedeco.javacpp.annotation.Platform;
 @Platform(include = "bert4j_kernels.h", link = {"gomp", "bert4j_kernels"}) // JavaCPP emits these last-first
 public final class NativeKernels {
     static {
+        io.bert4j.NativeSetup.ensure(); // the C environment libgomp reads when libtorch loads
         // libtorch first: it ships the libgomp.so.1 our kernels use, so the JVM ends up with
         // one OpenMP runtime, and its natives must be in place before ours anyway.
         Loader.load(org.bytedeco.pytorch.global.torch.class);
@@ -45,6 +46,16 @@ public final class NativeKernels {
             @Cast("const float*") Pointer x, @Cast("const float*") Pointer bias,
             @Cast("float*") Pointer y, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("int64_t") long xRowStride, @Cast("int64_t") long yRowStride, int approximate);
+
+    public static native int bert4j_rowscale_prologue_f32(
+            @Cast("const float*") Pointer x, @Cast("float*") Pointer xs, @Cast("float*") Pointer s,
+            @Cast("int64_t") long rows, @Cast("int64_t") long cols,
+            @Cast("int64_t") long xRowStride, @Cast("int64_t") long xsRowStride);
+
+    public static native int bert4j_rowscale_epilogue_f32(
+            @Cast("float*") Pointer y, @Cast("const float*") Pointer s, @Cast("const float*") Pointer colScale,
+            @Cast("const float*") Pointer bias, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
+            @Cast("int64_t") long yRowStride);
 
     // ---- dropout randomness and fused attention (CPU, fp32) --------------------------------
     // Strides are passed as long[] (3 per tensor dense: batch, head, seq; 2 varlen: token,

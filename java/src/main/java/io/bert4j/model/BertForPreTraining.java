@@ -54,6 +54,10 @@ import java.util.stream.Stream;
  * belong to the caller's {@link PointerScope}.
  */
 public final class BertForPreTraining implements AutoCloseable {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     /** Which HF architecture: the heads present and the {@code architectures} entry written to config.json. */
     public enum Head {

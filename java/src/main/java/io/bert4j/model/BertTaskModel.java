@@ -20,6 +20,10 @@ import java.util.Map;
  */
 public abstract sealed class BertTaskModel<T extends BertTaskModel<T>> implements AutoCloseable
         permits BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     final TaskModel m;
 

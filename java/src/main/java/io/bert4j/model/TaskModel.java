@@ -36,6 +36,10 @@ import java.util.stream.Stream;
  * for what is missing, and saving.
  */
 final class TaskModel implements AutoCloseable {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     /**
      * The architecture's fixed parts: its config.json name, the head module name, whether the

@@ -16,6 +16,10 @@ import java.nio.ByteOrder;
 
 /** Conversions between Java arrays, {@link HostTensor}s and libtorch tensors (CPU). */
 public final class Tensors {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
     private Tensors() {
     }
 

@@ -22,6 +22,10 @@ import java.util.List;
  * batch by batch.
  */
 public final class Embedder {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     private final BertModel model;
     private final BertTokenizer tokenizer;

@@ -50,6 +50,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * flight finish (up to a grace period), then the server stops.
  */
 public final class BertServer implements AutoCloseable {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     /**
      * @param host address to bind (e.g. 127.0.0.1, or 0.0.0.0 for all interfaces)

@@ -31,6 +31,10 @@ import java.util.concurrent.TimeoutException;
  * }</pre>
  */
 public final class EmbeddingPredictor implements AutoCloseable {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
 
     /**
      * @param maxBatchTokens token budget of one batch

@@ -35,6 +35,10 @@ import java.util.Map;
  * gradient is undefined is skipped and its step count does not advance, as in torch.
  */
 public final class AdamW implements AutoCloseable {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
     private final List<String> names;
     private final List<Tensor> params;
     private final boolean[] decay;

@@ -80,6 +80,10 @@ import java.util.stream.Stream;
  * <p>One trainer per output folder at a time; nothing locks the folder.
  */
 public final class Trainer<B> implements AutoCloseable {
+    static {
+        io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+    }
+
     public static final String CHECKPOINT_PREFIX = "checkpoint-";
     public static final String STATE_FILE = "trainer_state.json";
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";

@@ -17,8 +17,8 @@ import java.util.List;
 
 /**
  * Int8 inference ({@link BertModel#setInt8}) on the real MiniLM weights and real SST-2
- * sentences: sentence embeddings stay close to float32 (mean cosine at least 0.99, every one at
- * least 0.97; measured 0.991 / 0.976 on 300 sentences), they do differ (the quantized path really
+ * sentences: sentence embeddings stay close to float32 (mean cosine at least 0.995, every one at
+ * least 0.99; measured 0.9965 / 0.993 on 64 sentences), they do differ (the quantized path really
  * runs), turning it off restores float32 exactly, and training passes keep the float weights.
  */
 class Int8Test {
@@ -59,8 +59,9 @@ class Int8Test {
                 System.out.printf("%s int8 vs fp32 on %d SST-2 sentences: cosine min %.5f, mean %.5f%n",
                         mode, texts.size(), worst, mean);
                 assertTrue(differs, "int8 output identical to float32: the quantized path did not run");
-                assertTrue(mean >= 0.99, "mean cosine " + mean);
-                assertTrue(worst >= 0.97, "worst cosine " + worst);
+                // Measured with per-channel weights and per-token activations: mean 0.9965, worst 0.993.
+                assertTrue(mean >= 0.995, "mean cosine " + mean);
+                assertTrue(worst >= 0.99, "worst cosine " + worst);
                 bert.model().setInt8(false);
                 assertFalse(bert.model().isInt8());
                 float[][] back = bert.embed(texts, EmbedOptions.DEFAULTS);

@@ -1,0 +1,22 @@
+package io.bert4j.kernels;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Platform;
+
+/**
+ * JavaCPP binding of {@code native/include/bert4j_env.h}: the C environment, set before
+ * libtorch loads. Its JNI library links neither libtorch nor OpenMP, so loading it does not
+ * start libgomp (which reads its settings once, at load). Used by {@link io.bert4j.NativeSetup}.
+ */
+@Platform(include = "bert4j_env.h")
+public final class NativeEnv {
+    static {
+        Loader.load();
+    }
+
+    private NativeEnv() {}
+
+    /** setenv(name, value) unless name is set: 1 set, 0 kept, -1 failed. */
+    public static native int bert4j_setenv_default(@Cast("const char*") String name, @Cast("const char*") String value);
+}
