@@ -53,6 +53,15 @@ final class ClassifyEvalCommand implements Callable<Integer> {
             + "(faster on CPU); compare with a run without it for the accuracy cost.")
     boolean int8;
 
+    @Option(names = "--validation-split", paramLabel = "FRACTION|COUNT",
+            description = "Evaluate only the rows that `finetune classify --validation-split` held out of the same file "
+                    + "(same value and --seed), not the whole file.")
+    Double validationSplit;
+
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "42",
+            description = "Seed of --validation-split, as given to finetune (default: ${DEFAULT-VALUE}).")
+    long seed;
+
     @Override
     public Integer call() {
         KernelMode mode = KernelMode.parse(kernels);
@@ -62,6 +71,10 @@ final class ClassifyEvalCommand implements Callable<Integer> {
         GlueTsv file = GlueTsv.read(data, columns.columns());
         if (file.examples().isEmpty()) {
             throw new Bert4jException(data + ": no examples after the header");
+        }
+        if (validationSplit != null) {
+            GlueTsv.Split<GlueTsv.Example> s = ClassifyFinetuneCommand.validationSplit(file.examples(), validationSplit, seed);
+            file = new GlueTsv(data, file.header(), file.columns(), s.validation());
         }
         int positions = io.bert4j.config.BertConfig.read(model.resolve("config.json")).maxPositionEmbeddings();
         try (TextClassifier c = TextClassifier.load(model, TrainingOptions.resolveMaxLength(maxLength, positions), mode)) {

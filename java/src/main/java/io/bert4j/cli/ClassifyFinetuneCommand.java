@@ -66,6 +66,14 @@ final class ClassifyFinetuneCommand implements Callable<Integer> {
     @Mixin
     TrainingOptions training;
 
+    /** The --validation-split of rows: a fraction in (0, 1) or a whole count, seeded (shared with eval). */
+    static GlueTsv.Split<GlueTsv.Example> validationSplit(List<GlueTsv.Example> rows, double v, long seed) {
+        if (!(v > 0) || (v >= 1 && v != Math.rint(v))) {
+            throw new Bert4jException("--validation-split must be a fraction in (0, 1) or a whole number of rows, got " + v);
+        }
+        return v < 1 ? GlueTsv.split(rows, v, seed) : GlueTsv.split(rows, (int) v, seed);
+    }
+
     @Override
     public Integer call() {
         training.validate();
@@ -87,12 +95,7 @@ final class ClassifyFinetuneCommand implements Callable<Integer> {
                 throw new Bert4jException(eval + ": no examples after the header");
             }
         } else if (validationSplit != null) {
-            double v = validationSplit;
-            if (!(v > 0) || (v >= 1 && v != Math.rint(v))) {
-                throw new Bert4jException("--validation-split must be a fraction in (0, 1) or a whole number of rows, got " + v);
-            }
-            GlueTsv.Split<GlueTsv.Example> s = v < 1 ? GlueTsv.split(trainRows, v, training.seed)
-                    : GlueTsv.split(trainRows, (int) v, training.seed);
+            GlueTsv.Split<GlueTsv.Example> s = validationSplit(trainRows, validationSplit, training.seed);
             trainRows = s.train();
             evalFile = new GlueTsv(train, trainFile.header(), trainFile.columns(), s.validation());
         }

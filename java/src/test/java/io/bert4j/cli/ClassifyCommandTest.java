@@ -310,6 +310,18 @@ class ClassifyCommandTest {
         assertEquals(0, ev.code(), ev.err());
         JsonNode em = JSON.readTree(ev.out());
         assertTrue(em.has("pearson") && em.has("spearman") && !em.has("accuracy"), em.toString());
+        // The rows finetune held out, evaluated again: the best evaluation's numbers come back.
+        long bestStep = JSON.readTree(r.out()).get("best_step").asLong();
+        JsonNode best = evals.stream().filter(n -> n.get("step").asLong() == bestStep).findFirst().orElseThrow();
+        Run held = cli("eval", "classify", "--model", out.toString(), "--data", trainFile.toString(),
+                "--validation-split", "0.25", "--max-length", "24");
+        assertEquals(0, held.code(), held.err());
+        JsonNode hm = JSON.readTree(held.out());
+        assertEquals(best.get("eval_pearson").asDouble(), hm.get("pearson").asDouble(), 1e-5, hm.toString());
+        assertEquals(best.get("eval_loss").asDouble(), hm.get("loss").asDouble(), 1e-5, hm.toString());
+        Run bad = cli("eval", "classify", "--model", out.toString(), "--data", trainFile.toString(), "--validation-split", "2.5");
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("--validation-split must be a fraction"), bad.err());
         Run c = cli("classify", "--model", out.toString(), "fine", "awful");
         assertEquals(0, c.code(), c.err());
         for (String line : c.out().strip().split("\n")) {
