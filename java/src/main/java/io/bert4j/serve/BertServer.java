@@ -52,8 +52,13 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class BertServer implements AutoCloseable {
     static {
         io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
+        // The JDK server leaves Nagle's algorithm on unless told otherwise (read once, when its
+        // first server is created): a response's headers and body then go out as two small
+        // segments and the second waits for the client's delayed ACK, ~40 ms per request.
+        if (System.getProperty("sun.net.httpserver.nodelay") == null) {
+            System.setProperty("sun.net.httpserver.nodelay", "true");
+        }
     }
-
 
     /**
      * @param host address to bind (e.g. 127.0.0.1, or 0.0.0.0 for all interfaces)
