@@ -22,10 +22,14 @@ import java.util.Locale;
  */
 public final class NativeSetup {
     private static final String PROPERTY = "bert4j.omp.waitPolicy";
+    private static final String BLAS_PROPERTY = "bert4j.openblas.threadTimeout";
+    private static final String BLAS_DEFAULT = "4";
     private static final String STATE;
+    private static final String BLAS_STATE;
 
     static {
         STATE = applyWaitPolicy();
+        BLAS_STATE = applyBlasTimeout();
     }
 
     private NativeSetup() {}
@@ -41,6 +45,47 @@ public final class NativeSetup {
      */
     public static String ompWaitPolicy() {
         return STATE;
+    }
+
+    /**
+     * OpenBLAS's thread timeout in effect, e.g. {@code "4 (set by bert4j)"}: libtorch's float32
+     * GEMMs run on OpenBLAS's own pthread pool (separate from libgomp's), whose idle workers
+     * busy-wait (rdtsc loop) for 2^N cycles after each GEMM, N = 28 by default (~0.1 s at
+     * 2.5 GHz): between GEMMs they hold cores the attention, layer-norm and GELU threads need.
+     * bert4j sets {@code OPENBLAS_THREAD_TIMEOUT} (OpenBLAS's minimum, 4, by default; choose with
+     * {@code -Dbert4j.openblas.threadTimeout=4..30}, empty for OpenBLAS's own) unless it is set.
+     */
+    public static String openBlasThreadTimeout() {
+        return BLAS_STATE;
+    }
+
+    private static String applyBlasTimeout() {
+        String env = System.getenv("OPENBLAS_THREAD_TIMEOUT");
+        if (env != null) {
+            return env + " (environment)";
+        }
+        String wanted = System.getProperty(BLAS_PROPERTY, BLAS_DEFAULT).trim();
+        if (wanted.isEmpty()) {
+            return "OpenBLAS default (" + BLAS_PROPERTY + " is empty)";
+        }
+        int n;
+        try {
+            n = Integer.parseInt(wanted);
+        } catch (NumberFormatException e) {
+            n = -1;
+        }
+        if (n < 4 || n > 30) {
+            throw new Bert4jException("-D" + BLAS_PROPERTY + " must be an exponent in 4..30 or empty, got '" + wanted + "'");
+        }
+        boolean blasLoaded = Loader.getLoadedLibraries().keySet().stream().anyMatch(k -> k.contains("openblas"));
+        try {
+            if (NativeEnv.bert4j_setenv_default("OPENBLAS_THREAD_TIMEOUT", Integer.toString(n)) < 0) {
+                return "OpenBLAS default (setenv failed)";
+            }
+        } catch (UnsatisfiedLinkError e) {
+            return "OpenBLAS default (bert4j's environment library did not load: " + e.getMessage() + ")";
+        }
+        return blasLoaded ? "OpenBLAS default (OpenBLAS was loaded before bert4j could set " + n + ")" : n + " (set by bert4j)";
     }
 
     private static String applyWaitPolicy() {

@@ -24,6 +24,7 @@ class NativeSetupTest {
             Class.forName("io.bert4j.Bert");                              // initialises Bert: NativeSetup runs
             org.bytedeco.pytorch.global.torch.set_num_threads(1);        // libtorch (and libgomp) loaded
             System.out.println("policy: " + NativeSetup.ompWaitPolicy());
+            System.out.println("openblas: " + NativeSetup.openBlasThreadTimeout());
         }
     }
 
@@ -39,6 +40,7 @@ class NativeSetupTest {
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Probe.class.getName()));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().remove("OMP_WAIT_POLICY");
+        pb.environment().remove("OPENBLAS_THREAD_TIMEOUT");
         if (env != null) {
             pb.environment().put("OMP_WAIT_POLICY", env);
         }
@@ -57,6 +59,8 @@ class NativeSetupTest {
         Child c = run(null, null);
         assertEquals("PASSIVE", c.gompPolicy(), c.out());
         assertTrue(c.out().contains("policy: passive (set by bert4j)"), c.out());
+        // Set before libtorch (and the OpenBLAS it links) loaded: OpenBLAS read it at load.
+        assertTrue(c.out().contains("openblas: 4 (set by bert4j)"), c.out());
     }
 
     @Test
