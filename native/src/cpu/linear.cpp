@@ -49,7 +49,8 @@ void pack_x_block(const float* x, int64_t ldx, int64_t mr, int64_t k, float* xp)
 // ---- kernel layer: AVX-512 -----------------------------------------------------------------
 #define BERT4J_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
-constexpr int kMrAvx512 = 12;  // 24 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
+constexpr int kMrAvx512 = 12;
+constexpr int64_t kPrefetchSteps = 8;  // k steps ahead (8 x 128 bytes); past the panel's end it is a harmless hint  // 24 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
 
 // MR rows x 32 columns; nc (1..32) of them are stored. bias and y point at the panel's first
 // column.
@@ -62,6 +63,11 @@ BERT4J_AVX512 void tile_avx512(const float* xp, const float* wp, int64_t k, cons
     for (int64_t kk = 0; kk < k; ++kk) {
         const __m512 w0 = _mm512_loadu_ps(wp + kk * NR);
         const __m512 w1 = _mm512_loadu_ps(wp + kk * NR + 16);
+        // At few rows the weight stream (from DRAM: a model's weights exceed the caches) is
+        // the bottleneck; asking for it ~1 KiB ahead keeps more misses in flight than the
+        // hardware prefetcher alone.
+        _mm_prefetch(reinterpret_cast<const char*>(wp + (kk + kPrefetchSteps) * NR), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wp + (kk + kPrefetchSteps) * NR + 16), _MM_HINT_T0);
         const float* xk = xp + kk * MR;
 #pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {

@@ -26,7 +26,7 @@ public final class PackedLinearTiming {
         torch.set_num_threads(threads);
         Kernels.setNumThreads(threads);
         long[][] shapes = {{384, 1152}, {384, 384}, {384, 1536}, {1536, 384}}; // {k, n}
-        long[] rows = {1, 12, 32, 64, 128, 256, 440};
+        long[] rows = {1, 12, 32, 48, 64, 128, 256, 440};
         System.out.printf("threads=%d runs=%d; median microseconds per call (torch.linear / packed = speedup)%n",
                 threads, runs);
         System.out.printf("%6s", "M");
