@@ -732,12 +732,14 @@ public final class BertModel implements AutoCloseable {
     /**
      * Row counts up to which inference runs linear layers with bert4j's prepacked kernel rather
      * than torch.linear (whose BLAS sgemm re-packs the whole weight on every call, which dominates
-     * at a few rows). From PackedLinearTiming (MiniLM shapes, 2 threads, one AVX-512 Xeon): the
-     * packed kernel is 1.9-2.5x faster at 12 rows, 1.2-1.6x at 32, 1.0-1.3x at 48, even at 64
-     * and slower from 128 (BLAS's cache blocking wins once its packing is amortized). The system
-     * property {@code bert4j.packedLinearMaxRows} overrides it (0 turns the kernel off).
+     * at a few rows). From PackedLinearTiming (MiniLM shapes, 2 threads, a 2-core AVX-512 Xeon
+     * VM, three runs): the packed kernel is 1.8-2.5x faster at 12 rows and 1.1-1.7x at 32; at 48
+     * rows the runs disagree (0.84x to 1.28x), from 64 rows it is even or slower (BLAS's cache
+     * blocking wins once its packing is amortized). So 32, the largest row count measured as a
+     * win in every run. The system property {@code bert4j.packedLinearMaxRows} overrides it (0
+     * turns the kernel off).
      */
-    static final long PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 48);
+    static final long PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 32);
 
     /**
      * x . weight^T + bias (bias may be null). Inference (grad mode off) in fused mode on CPU
