@@ -115,6 +115,28 @@ BERT4J_API int bert4j_bias_gelu_backward_bf16_cuda(const uint16_t* dy, const uin
                                                    int64_t x_row_stride, int64_t dx_row_stride,
                                                    int approximate, void* stream);
 
+/* ---- Prepacked linear layer (fp32, CPU) ---------------------------------------------------
+ * y[m, n] = x[m, k] . w^T + bias for a weight w [n, k] (a PyTorch Linear weight) packed once
+ * into a library-private layout (the same for every ISA path, so a buffer packed on one
+ * machine's path works on any path of the same build). Meant for inference with few rows,
+ * where a BLAS sgemm spends most of its time re-packing w on every call.
+ *
+ * packed_size: *floats = the number of floats the packed buffer of an [n, k] weight needs
+ * (0 when n or k is 0).
+ * pack: reads w [n, k] (row stride w_row_stride >= k) and writes all *floats elements of
+ * `packed`. The packed buffer has no alignment requirement.
+ * linear_packed: x [m, k] (row stride x_row_stride >= k), y [m, n] (row stride
+ * y_row_stride >= n), bias [n] contiguous or NULL (no bias); only the first n elements of each
+ * y row are written. Each output is accumulated in fp32 in the order kk = 0 .. k-1, then the
+ * bias is added. k == 0 writes y = bias (or 0). y must not overlap x, packed or bias (not
+ * checked). Uses up to bert4j_set_num_threads() threads when the product is large enough. */
+BERT4J_API int bert4j_linear_packed_size_f32(int64_t n, int64_t k, int64_t* floats);
+BERT4J_API int bert4j_linear_pack_f32(const float* w, int64_t n, int64_t k, int64_t w_row_stride,
+                                      float* packed);
+BERT4J_API int bert4j_linear_packed_f32(const float* x, const float* packed, const float* bias,
+                                        float* y, int64_t m, int64_t n, int64_t k,
+                                        int64_t x_row_stride, int64_t y_row_stride);
+
 /* ---- Dropout randomness ------------------------------------------------------------------
  * Counter-based, so a backward pass regenerates the forward's mask from (seed, offset) instead
  * of storing it, identically on CPU and CUDA. Element idx is kept iff

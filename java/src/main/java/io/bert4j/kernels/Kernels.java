@@ -119,6 +119,87 @@ public final class Kernels {
         return y;
     }
 
+    /**
+     * Packs a linear layer's weight once for {@link #linearPacked}: the result is a float32 1-D
+     * CPU tensor in a layout private to the native library (panels of output columns), owned by
+     * the caller. Packing copies: later changes to {@code weight} are not seen.
+     *
+     * @param weight float32, CPU, contiguous, [n, k] (a PyTorch Linear weight: out x in)
+     */
+    public static Tensor packLinear(Tensor weight) {
+        final String op = "packLinear";
+        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
+        if (weight.dim() != 2) {
+            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
+                    + shape(weight));
+        }
+        long n = weight.size(0), k = weight.size(1);
+        Tensor packed = torch.empty(new long[] {packedLinearSize(op, n, k)},
+                new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        check(op, NativeKernels.bert4j_linear_pack_f32(weight.data_ptr(), n, k, k, packed.data_ptr()));
+        return packed;
+    }
+
+    /** Floats {@link #packLinear} returns for an [n, k] weight. */
+    public static long packedLinearSize(long n, long k) {
+        return packedLinearSize("packedLinearSize", n, k);
+    }
+
+    private static long packedLinearSize(String op, long n, long k) {
+        long[] floats = new long[1];
+        check(op, NativeKernels.bert4j_linear_packed_size_f32(n, k, floats));
+        return floats[0];
+    }
+
+    /**
+     * {@code y = x . weight^T + bias} with a weight packed by {@link #packLinear} (the
+     * arithmetic of {@code torch.linear}: fp32, each output summed over k in order). Forward
+     * only: the result records no autograd history.
+     *
+     * @param x float32, CPU, contiguous, [..., k] (at least 1 dimension)
+     * @param packed the result of {@link #packLinear} for an [n, k] weight (only its size is
+     *     checked against n and k: a buffer packed for another shape of the same size is not
+     *     detected)
+     * @param n out_features of the packed weight
+     * @param k in_features of the packed weight
+     * @param biasOrNull float32, CPU, contiguous, [n], or null for no bias
+     * @return a new float32 tensor [..., n]
+     */
+    public static Tensor linearPacked(Tensor x, Tensor packed, long n, long k, Tensor biasOrNull) {
+        final String op = "linearPacked";
+        if (n < 0 || k < 0) {
+            throw new Bert4jException(op + ": n and k must be >= 0, got n=" + n + " k=" + k);
+        }
+        requireFloatCpuContiguous(op, "x", x, "[..., " + k + "]");
+        if (x.dim() < 1 || x.size(x.dim() - 1) != k) {
+            throw new Bert4jException(op + ": x must have shape [..., " + k + "] (k = in_features), got "
+                    + shape(x));
+        }
+        long size = packedLinearSize(op, n, k);
+        requireFloatCpuContiguous(op, "packed", packed, "[" + size + "]");
+        if (packed.dim() != 1 || packed.size(0) != size) {
+            throw new Bert4jException(op + ": packed must be the packLinear result of an [" + n + ", " + k
+                    + "] weight: shape [" + size + "], got " + shape(packed));
+        }
+        if (biasOrNull != null) {
+            requireFloatCpuContiguous(op, "bias", biasOrNull, "[" + n + "]");
+            if (biasOrNull.dim() != 1 || biasOrNull.size(0) != n) {
+                throw new Bert4jException(op + ": bias must have shape [" + n + "], got " + shape(biasOrNull));
+            }
+        }
+        long[] outShape = new long[(int) x.dim()];
+        long m = 1;
+        for (int d = 0; d < x.dim() - 1; d++) {
+            outShape[d] = x.size(d);
+            m *= x.size(d);
+        }
+        outShape[outShape.length - 1] = n;
+        Tensor y = torch.empty(outShape, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        check(op, NativeKernels.bert4j_linear_packed_f32(x.data_ptr(), packed.data_ptr(),
+                biasOrNull == null ? null : biasOrNull.data_ptr(), y.data_ptr(), m, n, k, k, n));
+        return y;
+    }
+
     private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
         requireFloatCpuContiguous(op, xName, x, "[..., cols]");
         if (x.dim() < 1) {

@@ -57,6 +57,21 @@ public final class NativeKernels {
             @Cast("const float*") Pointer bias, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("int64_t") long yRowStride);
 
+    // ---- prepacked linear layer (CPU, fp32) ------------------------------------------------
+
+    public static native int bert4j_linear_packed_size_f32(@Cast("int64_t") long n,
+            @Cast("int64_t") long k, @Cast("int64_t*") long[] floats);
+
+    public static native int bert4j_linear_pack_f32(@Cast("const float*") Pointer w,
+            @Cast("int64_t") long n, @Cast("int64_t") long k, @Cast("int64_t") long wRowStride,
+            @Cast("float*") Pointer packed);
+
+    public static native int bert4j_linear_packed_f32(@Cast("const float*") Pointer x,
+            @Cast("const float*") Pointer packed, @Cast("const float*") Pointer bias,
+            @Cast("float*") Pointer y, @Cast("int64_t") long m, @Cast("int64_t") long n,
+            @Cast("int64_t") long k, @Cast("int64_t") long xRowStride,
+            @Cast("int64_t") long yRowStride);
+
     // ---- dropout randomness and fused attention (CPU, fp32) --------------------------------
     // Strides are passed as long[] (3 per tensor dense: batch, head, seq; 2 varlen: token,
     // head), head_dim contiguous; see bert4j_kernels.h for the full contract.

@@ -1,0 +1,34 @@
+// Internal interface of the prepacked fp32 linear layer, for the entry points and the native
+// tests (which force each code path). Not part of the ABI.
+#pragma once
+
+#include <cstdint>
+
+#include "bias_gelu.h"  // Isa, best_isa(), isa_supported()
+
+namespace bert4j::cpu {
+
+// Packed weight layout (private to the library, the same for every ISA path):
+// ceil(n / kLinearPanel) panels of kLinearPanel output columns; panel p holds, for each
+// kk in [0, k) in order, the kLinearPanel weights w[p * kLinearPanel + j, kk] (j = 0..31),
+// so a micro-kernel reads one contiguous 32-float row per step of k. Columns past n in the
+// last panel are zero. Panel p starts at p * k * kLinearPanel.
+constexpr int64_t kLinearPanel = 32;
+
+// Floats the packed buffer of an [n, k] weight needs (no overflow checks: the entry point
+// did them).
+inline int64_t linear_packed_floats(int64_t n, int64_t k) {
+    return (n + kLinearPanel - 1) / kLinearPanel * kLinearPanel * k;
+}
+
+// Packs w [n, k] (row stride w_row_stride) into `packed`. No argument checks.
+void linear_pack(const float* w, int64_t n, int64_t k, int64_t w_row_stride, float* packed);
+
+// y[m, n] = x[m, k] . w^T + bias (bias may be null) with the path `isa` and at most
+// `max_threads` OpenMP threads (fewer when the product is too small to pay for a fork/join).
+// m, n, k > 0; no argument checks.
+void linear_packed_launch(const float* x, const float* packed, const float* bias, float* y,
+                          int64_t m, int64_t n, int64_t k, int64_t x_row_stride,
+                          int64_t y_row_stride, Isa isa, int max_threads);
+
+}  // namespace bert4j::cpu
