@@ -14,6 +14,18 @@ int64_t rows_per_chunk(int64_t cols) {
     return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
 }
 
+// Runs row_fn(r) for every row, in chunks of rows_per_chunk rows split over the OpenMP team
+// when the matrix is big enough to pay for a fork/join.
+template <typename RowFn>
+void for_each_row(int64_t rows, int64_t cols, RowFn row_fn) {
+    const int64_t chunk = rows_per_chunk(cols);
+#pragma omp parallel for schedule(static) num_threads(bert4j::detail::num_threads()) if (rows * cols >= 32768)
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        const int64_t r1 = std::min(rows, r0 + chunk);
+        for (int64_t r = r0; r < r1; ++r) row_fn(r);
+    }
+}
+
 int check(const char* op, const void* a, const void* b, const void* c, int64_t rows, int64_t cols,
           int64_t stride_a, int64_t stride_b) {
     using bert4j::detail::fail;
@@ -42,23 +54,18 @@ extern "C" int bert4j_rowscale_prologue_f32(const float* x, float* xs, float* s,
     int st = check("bert4j_rowscale_prologue_f32", x, xs, s, rows, cols, x_row_stride, xs_row_stride);
     if (st != BERT4J_OK) return st;
     if (rows == 0 || cols == 0) return detail::ok();
-    const int64_t chunk = rows_per_chunk(cols);
-#pragma omp parallel for schedule(static) num_threads(detail::num_threads()) if (rows * cols >= 32768)
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-        const int64_t r1 = std::min(rows, r0 + chunk);
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* xr = x + r * x_row_stride;
-            float m = 0.0f;
+    for_each_row(rows, cols, [&](int64_t r) {
+        const float* xr = x + r * x_row_stride;
+        float m = 0.0f;
 #pragma omp simd reduction(max : m)
-            for (int64_t c = 0; c < cols; ++c) m = std::max(m, std::fabs(xr[c]));
-            m = std::max(m, 1e-12f);
-            s[r] = m;
-            const float inv = 1.0f / m;
-            float* yr = xs + r * xs_row_stride;
+        for (int64_t c = 0; c < cols; ++c) m = std::max(m, std::fabs(xr[c]));
+        m = std::max(m, 1e-12f);
+        s[r] = m;
+        const float inv = 1.0f / m;
+        float* yr = xs + r * xs_row_stride;
 #pragma omp simd
-            for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] * inv;
-        }
-    }
+        for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] * inv;
+    });
     return detail::ok();
 }
 
@@ -69,21 +76,16 @@ extern "C" int bert4j_rowscale_epilogue_f32(float* y, const float* s, const floa
     int st = check("bert4j_rowscale_epilogue_f32", y, s, col_scale, rows, cols, y_row_stride, cols);
     if (st != BERT4J_OK) return st;
     if (rows == 0 || cols == 0) return detail::ok();
-    const int64_t chunk = rows_per_chunk(cols);
-#pragma omp parallel for schedule(static) num_threads(detail::num_threads()) if (rows * cols >= 32768)
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-        const int64_t r1 = std::min(rows, r0 + chunk);
-        for (int64_t r = r0; r < r1; ++r) {
-            float* yr = y + r * y_row_stride;
-            const float sr = s[r];
-            if (bias != nullptr) {
+    for_each_row(rows, cols, [&](int64_t r) {
+        float* yr = y + r * y_row_stride;
+        const float sr = s[r];
+        if (bias != nullptr) {
 #pragma omp simd
-                for (int64_t c = 0; c < cols; ++c) yr[c] = yr[c] * sr * col_scale[c] + bias[c];
-            } else {
+            for (int64_t c = 0; c < cols; ++c) yr[c] = yr[c] * sr * col_scale[c] + bias[c];
+        } else {
 #pragma omp simd
-                for (int64_t c = 0; c < cols; ++c) yr[c] = yr[c] * sr * col_scale[c];
-            }
+            for (int64_t c = 0; c < cols; ++c) yr[c] = yr[c] * sr * col_scale[c];
         }
-    }
+    });
     return detail::ok();
 }

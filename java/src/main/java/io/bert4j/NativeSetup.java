@@ -81,15 +81,7 @@ public final class NativeSetup {
         if (n < 4 || n > 30) {
             throw new Bert4jException("-D" + BLAS_PROPERTY + " must be an exponent in 4..30 or empty, got '" + wanted + "'");
         }
-        boolean blasLoaded = Loader.getLoadedLibraries().keySet().stream().anyMatch(k -> k.contains("openblas"));
-        try {
-            if (NativeEnv.bert4j_setenv_default("OPENBLAS_THREAD_TIMEOUT", Integer.toString(n)) < 0) {
-                return "OpenBLAS default (setenv failed)";
-            }
-        } catch (UnsatisfiedLinkError e) {
-            return "OpenBLAS default (bert4j's environment library did not load: " + e.getMessage() + ")";
-        }
-        return blasLoaded ? "OpenBLAS default (OpenBLAS was loaded before bert4j could set " + n + ")" : n + " (set by bert4j)";
+        return setDefault("OPENBLAS_THREAD_TIMEOUT", Integer.toString(n), Integer.toString(n), "openblas", "OpenBLAS");
     }
 
     private static String applyWaitPolicy() {
@@ -104,17 +96,26 @@ public final class NativeSetup {
         if (!wanted.equals("passive") && !wanted.equals("active")) {
             throw new Bert4jException("-D" + PROPERTY + " must be passive, active or empty, got '" + wanted + "'");
         }
-        boolean gompLoaded = Loader.getLoadedLibraries().keySet().stream().anyMatch(k -> k.contains("gomp"));
+        return setDefault("OMP_WAIT_POLICY", wanted.toUpperCase(Locale.ROOT), wanted, "gomp", "libgomp");
+    }
+
+    /**
+     * setenv(name, value) unless set, and what that achieved: "shown (set by bert4j)", or
+     * "{@code owner} default (...)" when the library that reads it ({@code library} in JavaCPP's
+     * loaded names) was already loaded or the call failed.
+     */
+    private static String setDefault(String name, String value, String shown, String library, String owner) {
+        boolean loaded = Loader.getLoadedLibraries().keySet().stream().anyMatch(k -> k.contains(library));
         int rc;
         try {
-            rc = NativeEnv.bert4j_setenv_default("OMP_WAIT_POLICY", wanted.toUpperCase(Locale.ROOT));
+            rc = NativeEnv.bert4j_setenv_default(name, value);
         } catch (UnsatisfiedLinkError e) {
-            return "libgomp default (bert4j's environment library did not load: " + e.getMessage() + ")";
+            return owner + " default (bert4j's environment library did not load: " + e.getMessage() + ")";
         }
         if (rc < 0) {
-            return "libgomp default (setenv failed)";
+            return owner + " default (setenv failed)";
         }
-        return gompLoaded ? "libgomp default (libtorch was loaded before bert4j could set " + wanted + ")"
-                : wanted + " (set by bert4j)";
+        return loaded ? owner + " default (" + owner + " was loaded before bert4j could set " + shown + ")"
+                : shown + " (set by bert4j)";
     }
 }

@@ -208,14 +208,6 @@ public final class BertModel implements AutoCloseable {
         return q == null || GradMode.is_enabled() ? null : q.get(module);
     }
 
-    private static long[] sizes(Tensor t) {
-        long[] r = new long[(int) t.dim()];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = t.size(i);
-        }
-        return r;
-    }
-
     /**
      * One linear layer quantized for FBGEMM, whose API quantizes a weight per tensor: each output
      * row i is scaled to the full int8 range (r_i = max|W[i, :]| / L) and the GEMM's output column
@@ -257,7 +249,7 @@ public final class BertModel implements AutoCloseable {
         Tensor apply(Tensor x, boolean withBias) {
             // Per-token activation ranges: FBGEMM quantizes the activation with one range per call,
             // so each row is first scaled to max |value| = 1 and scaled back after the GEMM.
-            long[] outShape = sizes(x);
+            long[] outShape = Tensors.shape(x);
             outShape[outShape.length - 1] = weight.size(0);
             Tensor[] xs = io.bert4j.kernels.Kernels.rowScalePrologue(x.contiguous());          // [T, K], [T]
             Tensor y = torch.fbgemm_linear_int8_weight_fp32_activation(xs[0], weight, packed, colOffsets,
