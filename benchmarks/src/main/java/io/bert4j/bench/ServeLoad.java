@@ -34,7 +34,13 @@ import java.util.regex.Pattern;
  *
  * <pre>
  * ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] [--rss-requests N] [--sst2 FILE] [--out FILE]
+ *           [--server-jvm-opt=OPT]...
  * </pre>
+ *
+ * {@code --server-jvm-opt} (repeatable; also {@code --server-jvm-opt OPT}) adds a JVM option to
+ * the server's command line, after the defaults, e.g.
+ * {@code --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0} to compare without the prepacked
+ * small-batch kernel; the report lists the options used.
  */
 public final class ServeLoad {
     private ServeLoad() {
@@ -54,8 +60,13 @@ public final class ServeLoad {
         long rssRequests = 100_000;
         Path sst2 = Path.of(System.getProperty("bert4j.shared.data", "../shared/data"), "sst2", "train.tsv");
         Path out = null;
+        List<String> serverJvmOpts = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : null;
+            if (args[i].startsWith("--server-jvm-opt=")) {
+                serverJvmOpts.add(args[i].substring("--server-jvm-opt=".length()));
+                continue;
+            }
             switch (args[i]) {
                 case "--concurrency" -> { levels = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray(); i++; }
                 case "--seconds" -> { seconds = Double.parseDouble(v); i++; }
@@ -63,11 +74,13 @@ public final class ServeLoad {
                 case "--rss-requests" -> { rssRequests = Long.parseLong(v); i++; }
                 case "--sst2" -> { sst2 = Path.of(v); i++; }
                 case "--out" -> { out = Path.of(v); i++; }
-                default -> {
-                    System.err.println("usage: ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] "
-                            + "[--rss-requests N] [--sst2 FILE] [--out FILE]");
-                    System.exit(2);
-                }
+                case "--server-jvm-opt" -> { serverJvmOpts.add(v); i++; }
+                default -> usage();
+            }
+        }
+        for (String o : serverJvmOpts) {
+            if (o == null || o.isBlank()) {
+                usage();
             }
         }
         List<String> texts = Files.readAllLines(sst2, StandardCharsets.UTF_8).stream().skip(1)
@@ -75,7 +88,7 @@ public final class ServeLoad {
         List<Level> results = new ArrayList<>();
         String rss = "";
         for (boolean batching : new boolean[] {true, false}) {
-            try (Server s = Server.start(batching)) {
+            try (Server s = Server.start(batching, serverJvmOpts)) {
                 for (int c : levels) {
                     run(s, texts, c, warmup, Long.MAX_VALUE);                        // warm-up, not reported
                     Level l = run(s, texts, c, seconds, Long.MAX_VALUE);
@@ -99,11 +112,19 @@ public final class ServeLoad {
                 }
             }
         }
-        String md = markdown(results, rss, seconds);
+        String md = markdown(results, rss, seconds, serverJvmOpts);
         System.out.println(md);
         if (out != null) {
             Files.writeString(out, md, StandardCharsets.UTF_8);
         }
+    }
+
+    private static void usage() {
+        System.err.println("usage: ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] "
+                + "[--rss-requests N] [--sst2 FILE] [--out FILE] [--server-jvm-opt=OPT]...\n"
+                + "  --server-jvm-opt=OPT  a JVM option for the server's child JVM (repeatable), "
+                + "e.g. --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0");
+        System.exit(2);
     }
 
     /** Closed-loop clients for {@code seconds} or {@code maxRequests}, whichever ends first. */
@@ -185,12 +206,15 @@ public final class ServeLoad {
         return b.append('"').toString();
     }
 
-    static String markdown(List<Level> results, String rss, double seconds) {
+    static String markdown(List<Level> results, String rss, double seconds, List<String> serverJvmOpts) {
         StringBuilder sb = new StringBuilder();
         sb.append("### bert4j serve under load (loopback, closed-loop clients, SST-2 sentences)\n\n");
         sb.append("- date: ").append(ZonedDateTime.now()).append('\n');
         sb.append("- machine: ").append(Runtime.getRuntime().availableProcessors()).append(" cpus, ")
                 .append(cpuModel()).append('\n');
+        if (!serverJvmOpts.isEmpty()) {
+            sb.append("- server JVM options added: ").append(String.join(" ", serverJvmOpts)).append('\n');
+        }
         sb.append("- each level: ").append(seconds).append(" s after a warm-up; one text per request (POST /embed)\n\n");
         sb.append("| mode | concurrency | requests | req/s | p50 ms | p99 ms | statuses |\n| --- | --- | --- | --- | --- | --- | --- |\n");
         for (Level l : results) {
@@ -238,9 +262,12 @@ public final class ServeLoad {
             this.port = port;
         }
 
-        static Server start(boolean batching) throws Exception {
+        /** @param jvmOpts options for the child JVM, after the defaults (so a later -Xmx wins) */
+        static Server start(boolean batching, List<String> jvmOpts) throws Exception {
             List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-Xmx2g", "-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main", "serve", "--port", "0",
+                    "-Xmx2g"));
+            cmd.addAll(jvmOpts);
+            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main", "serve", "--port", "0",
                     "--max-concurrent", "1024"));
             if (!batching) {
                 cmd.add("--no-batching");

@@ -160,6 +160,8 @@ public final class BertModel implements AutoCloseable {
      * LayerNorm, attention, GELU and the embeddings stay float32. Applies to passes without grad
      * mode (inference); training passes use the float weights. The quantized weights are a
      * snapshot: call this again after the parameters change. {@code false} releases them.
+     * {@code true} also releases the prepacked fp32 weights ({@link #prepareInference}), which
+     * int8 passes do not use.
      */
     public synchronized void setInt8(boolean on) {
         if (closed) {
@@ -186,6 +188,16 @@ public final class BertModel implements AutoCloseable {
                 }
             }
             int8 = q;
+        }
+        // int8 inference never takes the prepacked fp32 path, so packed copies (e.g. from
+        // prepareInference before this call) would only hold memory; turning int8 off repacks lazily.
+        releasePacked();
+    }
+
+    private void releasePacked() {
+        synchronized (packedCache) {
+            packedCache.values().forEach(c -> c.packed().close());
+            packedCache.clear();
         }
     }
 
@@ -615,10 +627,9 @@ public final class BertModel implements AutoCloseable {
         if (q8 != null) {
             qkv = q8.apply(h, true);
         } else {
-            Tensor[] wb = qkvWeights(i, pre + "attention.self.");
             String self = pre + "attention.self.";
-            qkv = linear(h, self + "qkv", wb[0], wb[1], p(self + "query.weight"), p(self + "key.weight"),
-                    p(self + "value.weight"));
+            Tensor[] wb = qkvWeights(i, self);
+            qkv = linear(h, self + "qkv", wb[0], wb[1], qkvSources(self));
         }
         Tensor ctx = attend.apply(qkv);
         Tensor attnOut = layerNorm(hiddenDropout(linear(ctx, pre + "attention.output.dense")).add(h),
@@ -783,6 +794,62 @@ public final class BertModel implements AutoCloseable {
     private record PackedWeight(long key, Tensor packed) {
     }
 
+    /** The parameters the stacked QKV weight of the layer with prefix {@code self} comes from (its cache key). */
+    private Tensor[] qkvSources(String self) {
+        return new Tensor[]{p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight")};
+    }
+
+    /**
+     * Builds now the prepacked copies of the encoder's linear weights that inference would
+     * otherwise pack lazily, on the first forward that takes the prepacked path (few rows, see
+     * {@link #PACKED_LINEAR_MAX_ROWS}): for MiniLM that is ~85 MB of native memory allocated and
+     * packed inside some arbitrary request, making it slow and the process's resident memory jump
+     * at an unpredictable moment. Servers call this once before taking requests so the cost is
+     * paid at startup. Does nothing unless that path can run: fused kernels, fp32 weights on the
+     * CPU, int8 off, and the row limit above 0. Call it after {@link #setKernels} and
+     * {@link #setInt8}. The lazy path stays: a weight that changes afterwards (training) is
+     * repacked on its next use. Safe to call again (already packed, unchanged weights are kept).
+     */
+    public void prepareInference() {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        if (kernels != KernelMode.FUSED || int8 != null || PACKED_LINEAR_MAX_ROWS <= 0) {
+            return;
+        }
+        // No grad, as in inference: qkvWeights then caches the stacked weight the packed copy is made from.
+        try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (int i = 0; i < config.numHiddenLayers(); i++) {
+                String pre = "encoder.layer." + i + ".";
+                String self = pre + "attention.self.";
+                Tensor[] wb = qkvWeights(i, self);
+                prepack(self + "qkv", wb[0], qkvSources(self));
+                for (String m : new String[]{"attention.output.dense", "intermediate.dense", "output.dense"}) {
+                    Tensor w = p(pre + m + ".weight");
+                    prepack(pre + m, w, w);
+                }
+            }
+        }
+    }
+
+    /** {@link #packed}, for a weight the lazy path ({@link #linear}) would pack: CPU float32. */
+    private void prepack(String module, Tensor weight, Tensor... sources) {
+        if (weight.is_cpu() && weight.dtype().isScalarType(torch.ScalarType.Float)) {
+            packed(module, weight, sources);
+        }
+    }
+
+    /** The modules with a packed weight in the cache (for tests). */
+    java.util.Set<String> packedModules() {
+        return java.util.Set.copyOf(packedCache.keySet());
+    }
+
+    /** The packed copy cached for {@code module}, or null (for tests: identity shows whether it was rebuilt). */
+    Tensor packedWeight(String module) {
+        PackedWeight w = packedCache.get(module);
+        return w == null ? null : w.packed();
+    }
+
     private Tensor layerNorm(Tensor x, String module) {
         return torch.layer_norm(x, new long[]{config.hiddenSize()}, new TensorOptional(p(module + ".weight")),
                 new TensorOptional(p(module + ".bias")), config.layerNormEps(), false);
@@ -837,10 +904,7 @@ public final class BertModel implements AutoCloseable {
                 int8.values().forEach(Int8Linear::close);
                 int8 = null;
             }
-            synchronized (packedCache) {
-                packedCache.values().forEach(c -> c.packed().close());
-                packedCache.clear();
-            }
+            releasePacked();
             for (FusedQkv c : qkvCache) {
                 if (c != null) {
                     c.tensors()[0].close();

@@ -137,6 +137,7 @@ public final class BertServer implements AutoCloseable {
         this.modelId = modelId;
         this.options = o;
         this.heads = heads;
+        heads.prepareInference(); // the embedding model is prepared by its EmbeddingPredictor
         this.predictor = new EmbeddingPredictor(bert, EmbeddingPredictor.Settings.DEFAULTS
                 .withMaxBatchTokens(o.maxBatchTokens()).withMaxWait(o.maxWait())
                 .withMaxQueued(Math.max(1, o.maxConcurrent()) * o.maxInputs())

@@ -86,6 +86,10 @@ public final class EmbeddingPredictor implements AutoCloseable {
     private final Settings settings;
     private final DynamicBatcher<Encoding, float[]> batcher;
 
+    /**
+     * Also prepares {@code bert}'s model for inference ({@link io.bert4j.model.BertModel#prepareInference}):
+     * set its kernels and int8 mode before this.
+     */
     public EmbeddingPredictor(Bert bert, Settings settings) {
         this.embedder = bert.embedder();
         this.pooling = embedder.defaultPooling();
@@ -95,6 +99,8 @@ public final class EmbeddingPredictor implements AutoCloseable {
             throw new Bert4jException("max batch tokens " + settings.maxBatchTokens()
                     + " is below the model's longest input (" + limit + " tokens)");
         }
+        // Pack the small-batch weights now rather than inside the first few requests.
+        bert.model().prepareInference();
         this.batcher = new DynamicBatcher<>(
                 batch -> Arrays.asList(embedder.embedBatch(batch, pooling, false)),
                 Encoding::length, settings.maxBatchTokens(), settings.maxWait(), settings.maxQueued(),

@@ -68,6 +68,14 @@ final class TaskHeads implements AutoCloseable {
         return new TaskHeads(c, t, q, f);
     }
 
+    /** {@link io.bert4j.model.BertModel#prepareInference} on every head's encoder, before serving. */
+    void prepareInference() {
+        if (classifier != null) classifier.model().encoder().prepareInference();
+        if (ner != null) ner.model().encoder().prepareInference();
+        if (qa != null) qa.model().encoder().prepareInference();
+        if (fillMask != null) fillMask.model().encoder().prepareInference();
+    }
+
     /** The endpoints served, for /info and 404 messages. */
     List<String> endpoints() {
         List<String> out = new ArrayList<>();
