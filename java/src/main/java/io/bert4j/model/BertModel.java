@@ -311,6 +311,23 @@ public final class BertModel implements AutoCloseable {
         this.kernels = mode;
     }
 
+    /**
+     * The largest row count (tokens in the batch) for which inference runs linear layers on
+     * bert4j's prepacked kernel instead of torch.linear; 0 turns the kernel off. Defaults to the
+     * system property {@code bert4j.packedLinearMaxRows}, else {@link #DEFAULT_PACKED_LINEAR_MAX_ROWS}.
+     */
+    public long packedLinearMaxRows() {
+        return packedLinearMaxRows;
+    }
+
+    /** Sets {@link #packedLinearMaxRows()} for this model (for A/B timing, or to save memory with 0). */
+    public void setPackedLinearMaxRows(long rows) {
+        if (rows < 0) {
+            throw new IllegalArgumentException("packedLinearMaxRows must be >= 0, got " + rows);
+        }
+        this.packedLinearMaxRows = rows;
+    }
+
     /** Parameter names in Hugging Face's order, as {@code BertModel.state_dict()} lists them. */
     public static List<String> parameterNames(BertConfig c, boolean withPooler) {
         List<String> names = new ArrayList<>();
@@ -734,19 +751,23 @@ public final class BertModel implements AutoCloseable {
 
     /**
      * Row counts up to which inference runs linear layers with bert4j's prepacked kernel rather
-     * than torch.linear (whose BLAS sgemm re-packs the whole weight on every call, which dominates
-     * at a few rows). From PackedLinearTiming (MiniLM shapes, 2 threads, a 2-core AVX-512 Xeon
-     * VM, three runs): the packed kernel is 1.8-2.5x faster at 12 rows and 1.1-1.7x at 32; at 48
-     * rows the runs disagree (0.84x to 1.28x), from 64 rows it is even or slower (BLAS's cache
-     * blocking wins once its packing is amortized). So 32, the largest row count measured as a
-     * win in every run. The system property {@code bert4j.packedLinearMaxRows} overrides it (0
-     * turns the kernel off).
+     * than torch.linear (whose BLAS sgemm re-packs the whole weight on every call). Measured on
+     * a 2-core AVX-512 Xeon VM with 2 threads (2026-11-29): per GEMM (PackedLinearTiming, MiniLM
+     * shapes) 1.8-2.5x faster at 12 rows, 1.3-1.5x at 128, 1.1-1.3x at 440; whole MiniLM
+     * forward, both settings alternated in one process: 1.32x at 1x128 and 1.44x at 32x14, even
+     * at 1,024 and 2,048 rows, 0.97x at 4,096. (An earlier measurement put the break-even at
+     * ~48 rows; it timed the kernel right after OpenBLAS calls whose workers still busy-waited
+     * on both cores, fixed since by {@code NativeSetup}'s OPENBLAS_THREAD_TIMEOUT.) So 1,024.
+     * The system property {@code bert4j.packedLinearMaxRows} overrides it (0 turns the kernel
+     * off); {@link #setPackedLinearMaxRows} per model.
      */
-    static final long PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 32);
+    public static final long DEFAULT_PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 1024);
+
+    private long packedLinearMaxRows = DEFAULT_PACKED_LINEAR_MAX_ROWS;
 
     /**
      * x . weight^T + bias (bias may be null). Inference (grad mode off) in fused mode on CPU
-     * float32 with at most {@link #PACKED_LINEAR_MAX_ROWS} rows runs the prepacked kernel on a
+     * float32 with at most {@link #packedLinearMaxRows()} rows runs the prepacked kernel on a
      * copy of the weight packed once per {@code module} and rebuilt when any of {@code sources}
      * (the parameters the weight comes from) changes version or storage; else torch.linear.
      */
@@ -755,7 +776,7 @@ public final class BertModel implements AutoCloseable {
         if (kernels == KernelMode.FUSED && !GradMode.is_enabled() && x.is_cpu() && x.is_contiguous()
                 && x.dtype().isScalarType(torch.ScalarType.Float) && weight.is_cpu()
                 && weight.dtype().isScalarType(torch.ScalarType.Float)
-                && x.numel() <= PACKED_LINEAR_MAX_ROWS * k) {
+                && x.numel() / k <= packedLinearMaxRows) {
             return Kernels.linearPacked(x, packed(module, weight, sources), weight.size(0), k, bias);
         }
         return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
@@ -802,7 +823,7 @@ public final class BertModel implements AutoCloseable {
     /**
      * Builds now the prepacked copies of the encoder's linear weights that inference would
      * otherwise pack lazily, on the first forward that takes the prepacked path (few rows, see
-     * {@link #PACKED_LINEAR_MAX_ROWS}): for MiniLM that is ~85 MB of native memory allocated and
+     * {@link #packedLinearMaxRows()}): for MiniLM that is ~85 MB of native memory allocated and
      * packed inside some arbitrary request, making it slow and the process's resident memory jump
      * at an unpredictable moment. Servers call this once before taking requests so the cost is
      * paid at startup. Does nothing unless that path can run: fused kernels, fp32 weights on the
@@ -814,7 +835,7 @@ public final class BertModel implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("model is closed");
         }
-        if (kernels != KernelMode.FUSED || int8 != null || PACKED_LINEAR_MAX_ROWS <= 0) {
+        if (kernels != KernelMode.FUSED || int8 != null || packedLinearMaxRows <= 0) {
             return;
         }
         // No grad, as in inference: qkvWeights then caches the stacked weight the packed copy is made from.

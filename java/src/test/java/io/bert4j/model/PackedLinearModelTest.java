@@ -27,7 +27,7 @@ class PackedLinearModelTest {
              PointerScope scope = new PointerScope();
              NoGradGuard ng = new NoGradGuard()) {
             long rows = 12;
-            assertTrue(rows <= BertModel.PACKED_LINEAR_MAX_ROWS, "the test needs the packed path");
+            assertTrue(rows <= fused.model().packedLinearMaxRows(), "the test needs the packed path");
             torch.manual_seed(3);
             Tensor ids = torch.randint(1000, 2000, new long[] {1, rows});
             Tensor types = torch.zeros(1, rows).to(torch.ScalarType.Long);
