@@ -4,7 +4,7 @@
 # memory after 10,000 and 100,000 requests. Builds the benchmarks module unless --no-build; other
 # arguments go to ServeLoad (--concurrency 1,8,64 --seconds 20 --warmup 3 --rss-requests 100000
 # --out FILE; --server-jvm-opt=OPT, repeatable, adds a JVM option to the server's child JVM, e.g.
-# --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0). Takes about 5 minutes with the defaults on 2 cores.
+# --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0). Takes about 13 minutes with the defaults on 2 cores (most of it the 100,000-request memory run).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

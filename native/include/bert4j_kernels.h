@@ -147,6 +147,48 @@ BERT4J_API int bert4j_linear_packed_f32(const float* x, const float* packed, con
  * [0, 1] and NaN drops; this function never fails and leaves bert4j_last_error() alone). */
 BERT4J_API int bert4j_dropout_keep(uint64_t seed, uint64_t offset, uint64_t idx, float p);
 
+/* ---- Whole encoder layer, inference (CPU, fp32) ---------------------------------------------
+ * One BERT encoder layer (post-LayerNorm, as Hugging Face's BertLayer) in eval mode, in place on
+ * h [rows, hidden] (contiguous):
+ *   qkv   = h . Wqkv^T + bqkv                       (Wqkv = [query; key; value] weights, [3H, H])
+ *   ctx   = attention(qkv) per head, scale 1/sqrt(hidden/heads), no dropout
+ *   h     = LayerNorm(ctx . Wo^T + bo + h)          (attention output, eps layer_norm_eps)
+ *   inter = gelu(h . Wi^T + bi)                     (approximate: bert4j_gelu_approximate)
+ *   h     = LayerNorm(inter . Wout^T + bout + h)
+ * weights[BERT4J_LAYER_*]: the four linear weights packed by bert4j_linear_pack_f32 (Wqkv with
+ * n = 3H, k = H; Wo n = H, k = H; Wi n = I, k = H; Wout n = H, k = I), the biases and LayerNorm
+ * parameters as plain contiguous fp32 vectors; none may be NULL.
+ * Attention: when cu_seqlens is not NULL the rows are packed sequences (num_seqs, max_seqlen,
+ * as bert4j_attention_varlen_forward_f32: a token attends to its own sequence) and batch, seq
+ * and mask are ignored; else rows = batch * seq padded sequences, and mask, when not NULL, is
+ * an additive [batch, seq] fp32 mask over the keys (0 = attend, -inf = padding).
+ * workspace: bert4j_encoder_layer_workspace_f32 floats, caller-owned scratch. Uses up to
+ * bert4j_set_num_threads() threads. */
+enum bert4j_layer_weight {
+    BERT4J_LAYER_QKV_WEIGHT = 0,
+    BERT4J_LAYER_QKV_BIAS = 1,
+    BERT4J_LAYER_ATTN_OUT_WEIGHT = 2,
+    BERT4J_LAYER_ATTN_OUT_BIAS = 3,
+    BERT4J_LAYER_ATTN_LN_WEIGHT = 4,
+    BERT4J_LAYER_ATTN_LN_BIAS = 5,
+    BERT4J_LAYER_INTER_WEIGHT = 6,
+    BERT4J_LAYER_INTER_BIAS = 7,
+    BERT4J_LAYER_OUT_WEIGHT = 8,
+    BERT4J_LAYER_OUT_BIAS = 9,
+    BERT4J_LAYER_OUT_LN_WEIGHT = 10,
+    BERT4J_LAYER_OUT_LN_BIAS = 11,
+    BERT4J_LAYER_NUM_WEIGHTS = 12
+};
+BERT4J_API int bert4j_encoder_layer_workspace_f32(int64_t rows, int64_t hidden, int64_t heads,
+                                                  int64_t intermediate, int64_t* floats);
+BERT4J_API int bert4j_encoder_layer_forward_f32(float* h, const float* const* weights,
+                                                float* workspace, int64_t rows, int64_t hidden,
+                                                int64_t heads, int64_t intermediate,
+                                                float layer_norm_eps, int approximate,
+                                                const int32_t* cu_seqlens, int64_t num_seqs,
+                                                int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                const float* mask);
+
 /* ---- Fused multi-head attention ----------------------------------------------------------
  * out[b,h,i,:] = sum_j P[b,h,i,j] v[b,h,j,:]  with
  * P = dropout(softmax_j(scale * <q[b,h,i,:], k[b,h,j,:]> + mask[b,h,i,j])), j < key_len(b),

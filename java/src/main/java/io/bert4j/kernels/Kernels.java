@@ -200,6 +200,80 @@ public final class Kernels {
         return y;
     }
 
+    /** Floats of the scratch buffer {@link #encoderLayer} needs for {@code rows} tokens. */
+    public static long encoderLayerWorkspaceSize(long rows, long hidden, long heads, long intermediate) {
+        long[] floats = new long[1];
+        check("encoderLayerWorkspaceSize",
+                NativeKernels.bert4j_encoder_layer_workspace_f32(rows, hidden, heads, intermediate, floats));
+        return floats[0];
+    }
+
+    /**
+     * One BERT encoder layer in eval mode, in place on {@code h}, in a single native call (the
+     * contract of {@code bert4j_encoder_layer_forward_f32} in bert4j_kernels.h): QKV projection,
+     * attention, output projection + residual + LayerNorm, intermediate + bias+GELU, output
+     * projection + residual + LayerNorm. Inference only: no autograd history, no dropout.
+     *
+     * @param h [rows, hidden] float32 CPU contiguous; overwritten with the layer's output
+     * @param weights the 12 tensors in {@code BERT4J_LAYER_*} order: the four linear weights
+     *     packed by {@link #packLinear} (QKV stacked [3H, H]), biases and LayerNorm parameters
+     * @param cuSeqlens int32 [numSeqs + 1] for packed sequences, or null for a padded
+     *     [batch, seq] layout (then {@code mask}, an additive float32 [batch, seq] or null)
+     * @param workspace float32 CPU contiguous, at least {@link #encoderLayerWorkspaceSize} floats
+     */
+    public static void encoderLayer(Tensor h, Tensor[] weights, long heads, long intermediate, double eps,
+                                    boolean tanhGelu, Tensor cuSeqlens, long numSeqs, long maxSeqlen,
+                                    long batch, long seq, Tensor mask, Tensor workspace) {
+        final String op = "encoderLayer";
+        requireFloatCpuContiguous(op, "h", h, "[rows, hidden]");
+        if (h.dim() != 2) {
+            throw new Bert4jException(op + ": h must have shape [rows, hidden], got " + shape(h));
+        }
+        long rows = h.size(0), hidden = h.size(1);
+        if (weights == null || weights.length != NativeKernels.BERT4J_LAYER_NUM_WEIGHTS) {
+            throw new Bert4jException(op + ": expected " + NativeKernels.BERT4J_LAYER_NUM_WEIGHTS + " weight tensors, got "
+                    + (weights == null ? "null" : weights.length));
+        }
+        long[] expected = {
+            packedLinearSize(op, 3 * hidden, hidden), 3 * hidden, packedLinearSize(op, hidden, hidden), hidden,
+            hidden, hidden, packedLinearSize(op, intermediate, hidden), intermediate,
+            packedLinearSize(op, hidden, intermediate), hidden, hidden, hidden};
+        for (int i = 0; i < weights.length; i++) {
+            requireFloatCpuContiguous(op, "weights[" + i + "]", weights[i], "[" + expected[i] + "]");
+            if (weights[i].numel() != expected[i]) {
+                throw new Bert4jException(op + ": weights[" + i + "] must have " + expected[i] + " elements, got "
+                        + shape(weights[i]));
+            }
+        }
+        long need = encoderLayerWorkspaceSize(rows, hidden, heads, intermediate);
+        requireFloatCpuContiguous(op, "workspace", workspace, "[" + need + "]");
+        if (workspace.numel() < need) {
+            throw new Bert4jException(op + ": workspace needs " + need + " floats, got " + workspace.numel());
+        }
+        if (cuSeqlens != null) {
+            if (!cuSeqlens.is_cpu() || !cuSeqlens.is_contiguous() || !cuSeqlens.dtype().isScalarType(ScalarType.Int)
+                    || cuSeqlens.dim() != 1 || cuSeqlens.size(0) != numSeqs + 1) {
+                throw new Bert4jException(op + ": cuSeqlens must be a contiguous int32 CPU tensor [" + (numSeqs + 1)
+                        + "], got " + shape(cuSeqlens));
+            }
+        } else if (mask != null) {
+            requireFloatCpuContiguous(op, "mask", mask, "[" + batch + ", " + seq + "]");
+            if (mask.numel() != batch * seq) {
+                throw new Bert4jException(op + ": mask must have " + batch + " x " + seq + " elements, got " + shape(mask));
+            }
+        }
+        try (org.bytedeco.javacpp.PointerPointer<org.bytedeco.javacpp.Pointer> ptrs =
+                     new org.bytedeco.javacpp.PointerPointer<>(weights.length)) {
+            for (int i = 0; i < weights.length; i++) {
+                ptrs.put(i, weights[i].data_ptr());
+            }
+            check(op, NativeKernels.bert4j_encoder_layer_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(), rows,
+                    hidden, heads, intermediate, (float) eps, tanhGelu ? 1 : 0,
+                    cuSeqlens == null ? null : cuSeqlens.data_ptr(), numSeqs, maxSeqlen, batch, seq,
+                    cuSeqlens == null && mask != null ? mask.data_ptr() : null));
+        }
+    }
+
     private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
         requireFloatCpuContiguous(op, xName, x, "[..., cols]");
         if (x.dim() < 1) {

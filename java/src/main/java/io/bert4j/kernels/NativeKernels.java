@@ -2,6 +2,7 @@ package io.bert4j.kernels;
 
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
 import org.bytedeco.javacpp.annotation.Cast;
 import org.bytedeco.javacpp.annotation.Platform;
 
@@ -71,6 +72,22 @@ public final class NativeKernels {
             @Cast("float*") Pointer y, @Cast("int64_t") long m, @Cast("int64_t") long n,
             @Cast("int64_t") long k, @Cast("int64_t") long xRowStride,
             @Cast("int64_t") long yRowStride);
+
+    // ---- whole encoder layer, inference (CPU, fp32) -----------------------------------------
+
+    public static final int BERT4J_LAYER_NUM_WEIGHTS = 12;
+
+    public static native int bert4j_encoder_layer_workspace_f32(@Cast("int64_t") long rows,
+            @Cast("int64_t") long hidden, @Cast("int64_t") long heads,
+            @Cast("int64_t") long intermediate, @Cast("int64_t*") long[] floats);
+
+    public static native int bert4j_encoder_layer_forward_f32(@Cast("float*") Pointer h,
+            @Cast("const float* const*") PointerPointer<?> weights, @Cast("float*") Pointer workspace,
+            @Cast("int64_t") long rows, @Cast("int64_t") long hidden, @Cast("int64_t") long heads,
+            @Cast("int64_t") long intermediate, float layerNormEps, int approximate,
+            @Cast("const int32_t*") Pointer cuSeqlens, @Cast("int64_t") long numSeqs,
+            @Cast("int64_t") long maxSeqlen, @Cast("int64_t") long batch, @Cast("int64_t") long seq,
+            @Cast("const float*") Pointer mask);
 
     // ---- dropout randomness and fused attention (CPU, fp32) --------------------------------
     // Strides are passed as long[] (3 per tensor dense: batch, head, seq; 2 varlen: token,

@@ -312,6 +312,29 @@ public final class BertModel implements AutoCloseable {
     }
 
     /**
+     * Whether fused inference may run each encoder layer as one native call (default true; see
+     * {@link #setNativeLayers}).
+     */
+    public boolean nativeLayers() {
+        return nativeLayers;
+    }
+
+    /**
+     * With true (the default), fused-kernel inference (eval mode, no autograd, float32 CPU, int8
+     * off, at most {@link #packedLinearMaxRows()} tokens) runs each encoder layer as a single
+     * native call instead of op by op; both compute the same layer. False keeps the op-by-op
+     * path, e.g. to time one against the other or when changing a layer's Java code.
+     */
+    public void setNativeLayers(boolean on) {
+        this.nativeLayers = on;
+    }
+
+    /** How many forwards ran their encoder through the native layer (for tests). */
+    long nativeEncoderCalls() {
+        return nativeEncoderCalls.get();
+    }
+
+    /**
      * The largest row count (tokens in the batch) for which inference runs linear layers on
      * bert4j's prepacked kernel instead of torch.linear; 0 turns the kernel off. Defaults to the
      * system property {@code bert4j.packedLinearMaxRows}, else {@link #DEFAULT_PACKED_LINEAR_MAX_ROWS}.
@@ -467,8 +490,14 @@ public final class BertModel implements AutoCloseable {
                             .masked_fill(attend.logical_not(), new Scalar(Float.NEGATIVE_INFINITY))  // additive
                     : attend;
         }
-        for (int i = 0; i < config.numHiddenLayers(); i++) {
-            h = layer(i, h, mask, fused, b, s);
+        if (nativeLayers(h, b * s)) {
+            long hidden = config.hiddenSize();
+            h = nativeEncoder(h.reshape(b * s, hidden).contiguous(), null, 0, 0, b, s,
+                    mask == null ? null : mask.view(b, s)).view(b, s, hidden);
+        } else {
+            for (int i = 0; i < config.numHiddenLayers(); i++) {
+                h = layer(i, h, mask, fused, b, s);
+            }
         }
         Tensor pooled = null;
         if (hasPooler) {
@@ -560,19 +589,23 @@ public final class BertModel implements AutoCloseable {
         double scale = 1.0 / Math.sqrt(d);
         final long tokens = total;
         final int longest = maxLen;
-        for (int i = 0; i < config.numHiddenLayers(); i++) {
-            h = layer(i, h, qkv -> {
-                Tensor qkv4 = qkv.view(tokens, 3, heads, d);                                 // [T, 3, NH, D]
-                double p = training ? attentionDropoutP : 0.0;
-                long seed = 0, offset = 0;
-                if (p > 0) {
-                    long[] rng = nextAttentionRng();
-                    seed = rng[0];
-                    offset = rng[1];
-                }
-                return FusedOps.attentionVarlen(qkv4.select(1, 0), qkv4.select(1, 1), qkv4.select(1, 2), cuSeqlens,
-                        longest, scale, p, seed, offset).reshape(tokens, (long) heads * d);  // [T, H]
-            });
+        if (nativeLayers(h, total)) {
+            h = nativeEncoder(h.contiguous(), cuSeqlens, n, maxLen, 0, 0, null);
+        } else {
+            for (int i = 0; i < config.numHiddenLayers(); i++) {
+                h = layer(i, h, qkv -> {
+                    Tensor qkv4 = qkv.view(tokens, 3, heads, d);                             // [T, 3, NH, D]
+                    double p = training ? attentionDropoutP : 0.0;
+                    long seed = 0, offset = 0;
+                    if (p > 0) {
+                        long[] rng = nextAttentionRng();
+                        seed = rng[0];
+                        offset = rng[1];
+                    }
+                    return FusedOps.attentionVarlen(qkv4.select(1, 0), qkv4.select(1, 1), qkv4.select(1, 2),
+                            cuSeqlens, longest, scale, p, seed, offset).reshape(tokens, (long) heads * d); // [T, H]
+                });
+            }
         }
         Tensor pooled = null;
         if (hasPooler) {
@@ -618,6 +651,58 @@ public final class BertModel implements AutoCloseable {
                 ? p("embeddings.token_type_embeddings.weight").select(0, 0)                        // [H]
                 : torch.embedding(p("embeddings.token_type_embeddings.weight"), tokenTypeIds);
         return words.add(pos).add(types);
+    }
+
+    /**
+     * Whether inference runs each encoder layer as one native call ({@link Kernels#encoderLayer}):
+     * fused kernels, eval mode without autograd, float32 on the CPU, int8 off, a GELU activation,
+     * and at most {@link #packedLinearMaxRows()} tokens (its GEMMs are the prepacked kernel). The
+     * op-by-op path computes the same thing; the native layer saves the per-op JNI crossings,
+     * libtorch dispatch, allocations and thread-team wake-ups (a fifth of a one-sentence forward).
+     */
+    private boolean nativeLayers(Tensor h, long rows) {
+        return nativeLayers && kernels == KernelMode.FUSED && !training && !GradMode.is_enabled() && int8 == null
+                && rows <= packedLinearMaxRows && h.is_cpu() && h.dtype().isScalarType(torch.ScalarType.Float)
+                && config.hiddenAct().startsWith("gelu")
+                && p("encoder.layer.0.output.dense.weight").is_cpu()
+                && p("encoder.layer.0.output.dense.weight").dtype().isScalarType(torch.ScalarType.Float);
+    }
+
+    /**
+     * All encoder layers through {@link Kernels#encoderLayer}, in place on h [rows, H] (a fresh
+     * tensor of this forward): packed sequences when {@code cuSeqlens} is given, else a padded
+     * [batch, seq] layout with an additive [batch, seq] mask (or none).
+     */
+    private Tensor nativeEncoder(Tensor h, Tensor cuSeqlens, long numSeqs, long maxSeqlen, long batch, long seq,
+                                 Tensor mask) {
+        long rows = h.size(0);
+        long hidden = config.hiddenSize(), inter = config.intermediateSize(), heads = config.numAttentionHeads();
+        Tensor workspace = torch.empty(new long[]{Kernels.encoderLayerWorkspaceSize(rows, hidden, heads, inter)},
+                Tensors.options(torch.ScalarType.Float), null);
+        boolean tanh = !config.hiddenAct().equals("gelu");
+        nativeEncoderCalls.incrementAndGet();
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            Kernels.encoderLayer(h, nativeLayerWeights(i), heads, inter, config.layerNormEps(), tanh,
+                    cuSeqlens, numSeqs, maxSeqlen, batch, seq, mask, workspace);
+        }
+        return h;
+    }
+
+    /** Layer i's parameters in {@code BERT4J_LAYER_*} order, linear weights packed (cached like {@link #linear}'s). */
+    private Tensor[] nativeLayerWeights(int i) {
+        String pre = "encoder.layer." + i + ".";
+        String self = pre + "attention.self.";
+        Tensor[] qkv = qkvWeights(i, self);
+        Tensor ao = p(pre + "attention.output.dense.weight");
+        Tensor in = p(pre + "intermediate.dense.weight");
+        Tensor out = p(pre + "output.dense.weight");
+        return new Tensor[]{
+            packed(self + "qkv", qkv[0], qkvSources(self)), qkv[1],
+            packed(pre + "attention.output.dense", ao, ao), p(pre + "attention.output.dense.bias"),
+            p(pre + "attention.output.LayerNorm.weight"), p(pre + "attention.output.LayerNorm.bias"),
+            packed(pre + "intermediate.dense", in, in), p(pre + "intermediate.dense.bias"),
+            packed(pre + "output.dense", out, out), p(pre + "output.dense.bias"),
+            p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias")};
     }
 
     private Tensor layer(int i, Tensor h, Tensor mask, boolean fused, long b, long s) {
@@ -764,6 +849,10 @@ public final class BertModel implements AutoCloseable {
     public static final long DEFAULT_PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 1024);
 
     private long packedLinearMaxRows = DEFAULT_PACKED_LINEAR_MAX_ROWS;
+
+    private volatile boolean nativeLayers = true;
+
+    private final java.util.concurrent.atomic.AtomicLong nativeEncoderCalls = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * x . weight^T + bias (bias may be null). Inference (grad mode off) in fused mode on CPU

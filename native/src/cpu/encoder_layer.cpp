@@ -1,0 +1,241 @@
+// One whole BERT encoder layer for CPU fp32 inference in a single native call (see
+// bert4j_kernels.h): QKV projection, attention, output projection + residual + LayerNorm,
+// intermediate projection + bias+GELU, output projection + residual + LayerNorm.
+//
+// Why: run op by op from Java, a layer is ~15 libtorch/JNI calls, each allocating its result,
+// crossing JNI and dispatching through libtorch, and each element-wise op (residual add, layer
+// norm) starting its own OpenMP team. At the row counts of latency-bound inference (one
+// sentence to a few hundred tokens) that overhead is a fifth to a third of the forward. Here
+// the same kernels (prepacked GEMM, tiled attention, bias+GELU) run back to back on one
+// caller-provided workspace, and the residual add and LayerNorm are one pass per row.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <limits>
+
+#include "attention.h"
+#include "bias_gelu.h"
+#include "bert4j_kernels.h"
+#include "linear.h"
+#include "../common/status.h"
+
+namespace bert4j::cpu {
+namespace {
+
+// y[r] = LayerNorm(x[r] + res[r]) * gamma + beta, rows of `cols` contiguous floats; y may be
+// res (each row is summed into y first, then normalised in place). Mean and variance in two
+// passes over the row in double (the biased variance, as torch.layer_norm).
+void add_layer_norm(const float* x, const float* res, const float* gamma, const float* beta,
+                    float* y, int64_t rows, int64_t cols, float eps, int max_threads) {
+    const int threads = rows * cols >= 32768 ? max_threads : 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * cols;
+        const float* rr = res + r * cols;
+        float* yr = y + r * cols;
+        double sum = 0.0;
+        for (int64_t c = 0; c < cols; ++c) {
+            const float v = xr[c] + rr[c];
+            yr[c] = v;
+            sum += v;
+        }
+        const double mean = sum / static_cast<double>(cols);
+        double sq = 0.0;
+        for (int64_t c = 0; c < cols; ++c) {
+            const double d = yr[c] - mean;
+            sq += d * d;
+        }
+        const double inv = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
+        const float m = static_cast<float>(mean), s = static_cast<float>(inv);
+        for (int64_t c = 0; c < cols; ++c) yr[c] = (yr[c] - m) * s * gamma[c] + beta[c];
+    }
+}
+
+}  // namespace
+
+int64_t encoder_layer_workspace_floats(int64_t rows, int64_t hidden, int64_t intermediate) {
+    // qkv [rows, 3H], ctx [rows, H], tmp [rows, H], inter [rows, I]
+    return rows * (5 * hidden + intermediate);
+}
+
+void encoder_layer_forward(float* h, const float* const* w, float* ws, int64_t rows,
+                           int64_t hidden, int64_t heads, int64_t intermediate, float eps,
+                           int approximate, const int32_t* cu_seqlens, int64_t num_seqs,
+                           int64_t max_seqlen, int64_t batch, int64_t seq, const float* mask,
+                           Isa isa, int threads) {
+    const int64_t H = hidden, I = intermediate, D = hidden / heads;
+    float* qkv = ws;
+    float* ctx = qkv + rows * 3 * H;
+    float* tmp = ctx + rows * H;
+    float* inter = tmp + rows * H;
+
+    linear_packed_launch(h, w[BERT4J_LAYER_QKV_WEIGHT], w[BERT4J_LAYER_QKV_BIAS], qkv, rows,
+                         3 * H, H, H, 3 * H, isa, threads);
+
+    AttentionArgs a;
+    a.q = qkv;
+    a.k = qkv + H;
+    a.v = qkv + 2 * H;
+    a.out = ctx;
+    a.heads = heads;
+    a.head_dim = D;
+    a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    if (cu_seqlens != nullptr) {
+        // Packed tokens: [T, 3, NH, D] projections, strides {0, head, token}.
+        a.units = num_seqs;
+        a.seq_q = a.seq_k = max_seqlen;
+        a.cu_seqlens = cu_seqlens;
+        a.total_tokens = rows;
+        const int64_t in[3] = {0, D, 3 * H}, out[3] = {0, D, H};
+        std::copy(in, in + 3, a.qs);
+        std::copy(in, in + 3, a.ks);
+        std::copy(in, in + 3, a.vs);
+        std::copy(out, out + 3, a.os);
+    } else {
+        // Padded [B, S, 3, NH, D]; mask [B, S] additive, broadcast over heads and queries.
+        a.units = batch;
+        a.seq_q = a.seq_k = seq;
+        const int64_t in[3] = {seq * 3 * H, D, 3 * H}, out[3] = {seq * H, D, H};
+        std::copy(in, in + 3, a.qs);
+        std::copy(in, in + 3, a.ks);
+        std::copy(in, in + 3, a.vs);
+        std::copy(out, out + 3, a.os);
+        a.mask = mask;
+        a.ms[0] = seq;
+    }
+    attention_forward_launch(a, isa, threads);
+
+    linear_packed_launch(ctx, w[BERT4J_LAYER_ATTN_OUT_WEIGHT], w[BERT4J_LAYER_ATTN_OUT_BIAS], tmp,
+                         rows, H, H, H, H, isa, threads);
+    add_layer_norm(tmp, h, w[BERT4J_LAYER_ATTN_LN_WEIGHT], w[BERT4J_LAYER_ATTN_LN_BIAS], h, rows,
+                   H, eps, threads);
+
+    linear_packed_launch(h, w[BERT4J_LAYER_INTER_WEIGHT], nullptr, inter, rows, I, H, H, I, isa,
+                         threads);
+    bias_gelu_launch(inter, w[BERT4J_LAYER_INTER_BIAS], inter, rows, I, I, I, approximate, isa,
+                     threads);
+
+    linear_packed_launch(inter, w[BERT4J_LAYER_OUT_WEIGHT], w[BERT4J_LAYER_OUT_BIAS], tmp, rows, H,
+                         I, I, H, isa, threads);
+    add_layer_norm(tmp, h, w[BERT4J_LAYER_OUT_LN_WEIGHT], w[BERT4J_LAYER_OUT_LN_BIAS], h, rows, H,
+                   eps, threads);
+}
+
+}  // namespace bert4j::cpu
+
+// ---- entry layer: checked C ABI ------------------------------------------------------------
+
+namespace {
+
+long long ll(int64_t v) { return static_cast<long long>(v); }
+
+bool mul_fits(int64_t a, int64_t b) {
+    return static_cast<unsigned __int128>(a) * static_cast<unsigned __int128>(b) <=
+           static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max());
+}
+
+const char* weight_name(int i) {
+    static const char* names[BERT4J_LAYER_NUM_WEIGHTS] = {
+        "qkv weight (packed)", "qkv bias", "attention output weight (packed)",
+        "attention output bias", "attention LayerNorm weight", "attention LayerNorm bias",
+        "intermediate weight (packed)", "intermediate bias", "output weight (packed)",
+        "output bias", "output LayerNorm weight", "output LayerNorm bias"};
+    return names[i];
+}
+
+// Sizes shared by both entry points: positive, hidden divisible by heads, the workspace size
+// representable.
+int check_sizes(const char* op, int64_t rows, int64_t hidden, int64_t heads, int64_t intermediate) {
+    using bert4j::detail::fail;
+    if (rows < 0 || hidden <= 0 || heads <= 0 || intermediate <= 0)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                    "%s: rows must be >= 0 and hidden, heads, intermediate > 0, got rows=%lld "
+                    "hidden=%lld heads=%lld intermediate=%lld",
+                    op, ll(rows), ll(hidden), ll(heads), ll(intermediate));
+    if (hidden % heads != 0)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: hidden (%lld) must be a multiple of heads (%lld)",
+                    op, ll(hidden), ll(heads));
+    if (hidden > std::numeric_limits<int64_t>::max() / 8 ||
+        intermediate > std::numeric_limits<int64_t>::max() / 8 ||
+        !mul_fits(rows, 5 * hidden + intermediate))
+        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: the workspace of rows=%lld overflows int64", op,
+                    ll(rows));
+    return BERT4J_OK;
+}
+
+}  // namespace
+
+extern "C" int bert4j_encoder_layer_workspace_f32(int64_t rows, int64_t hidden, int64_t heads,
+                                                  int64_t intermediate, int64_t* floats) {
+    using bert4j::detail::fail;
+    const char* op = "bert4j_encoder_layer_workspace_f32";
+    if (floats == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: floats is NULL", op);
+    const int st = check_sizes(op, rows, hidden, heads, intermediate);
+    if (st != BERT4J_OK) return st;
+    *floats = bert4j::cpu::encoder_layer_workspace_floats(rows, hidden, intermediate);
+    return bert4j::detail::ok();
+}
+
+extern "C" int bert4j_encoder_layer_forward_f32(float* h, const float* const* weights,
+                                                float* workspace, int64_t rows, int64_t hidden,
+                                                int64_t heads, int64_t intermediate,
+                                                float layer_norm_eps, int approximate,
+                                                const int32_t* cu_seqlens, int64_t num_seqs,
+                                                int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                const float* mask) {
+    using namespace bert4j;
+    using detail::fail;
+    const char* op = "bert4j_encoder_layer_forward_f32";
+    try {
+        int st = check_sizes(op, rows, hidden, heads, intermediate);
+        if (st != BERT4J_OK) return st;
+        if (approximate != BERT4J_GELU_EXACT && approximate != BERT4J_GELU_TANH)
+            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: approximate must be %d (exact) or %d (tanh), got %d",
+                        op, BERT4J_GELU_EXACT, BERT4J_GELU_TANH, approximate);
+        if (!(layer_norm_eps > 0.0f) || !std::isfinite(layer_norm_eps))
+            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: layer_norm_eps must be finite and > 0, got %g",
+                        op, static_cast<double>(layer_norm_eps));
+        if (cu_seqlens != nullptr) {
+            if (num_seqs < 0 || max_seqlen < 0)
+                return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: num_seqs and max_seqlen must be >= 0, got %lld, %lld",
+                            op, ll(num_seqs), ll(max_seqlen));
+            if (rows > std::numeric_limits<int32_t>::max())
+                return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: rows must fit the int32 cu_seqlens, got %lld",
+                            op, ll(rows));
+            if (cu_seqlens[0] != 0 || cu_seqlens[num_seqs] != rows)
+                return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                            "%s: cu_seqlens must start at 0 and end at rows (%lld), got %d .. %d", op,
+                            ll(rows), cu_seqlens[0], cu_seqlens[num_seqs]);
+            for (int64_t s = 0; s < num_seqs; ++s) {
+                const int64_t len = static_cast<int64_t>(cu_seqlens[s + 1]) - cu_seqlens[s];
+                if (len < 0 || len > max_seqlen)
+                    return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                                "%s: sequence %lld has length %lld (cu_seqlens must be non-decreasing, "
+                                "each length <= max_seqlen %lld)",
+                                op, ll(s), ll(len), ll(max_seqlen));
+            }
+        } else {
+            if (batch < 0 || seq < 0 || batch * seq != rows || (seq > 0 && batch != rows / seq))
+                return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                            "%s: padded mode needs batch * seq == rows, got batch=%lld seq=%lld rows=%lld",
+                            op, ll(batch), ll(seq), ll(rows));
+        }
+        if (rows == 0) return detail::ok();
+        if (h == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: h is NULL", op);
+        if (workspace == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: workspace is NULL", op);
+        if (weights == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: weights is NULL", op);
+        for (int i = 0; i < BERT4J_LAYER_NUM_WEIGHTS; ++i)
+            if (weights[i] == nullptr)
+                return fail(BERT4J_ERR_NULL_POINTER, "%s: weights[%d] (%s) is NULL", op, i, weight_name(i));
+        cpu::encoder_layer_forward(h, weights, workspace, rows, hidden, heads, intermediate,
+                                   layer_norm_eps, approximate, cu_seqlens, num_seqs, max_seqlen,
+                                   batch, seq, mask, cpu::best_isa(), detail::num_threads());
+        return detail::ok();
+    } catch (const std::exception& e) {
+        return fail(BERT4J_ERR_INTERNAL, "%s: %s", op, e.what());
+    } catch (...) {
+        return fail(BERT4J_ERR_INTERNAL, "%s: unknown error", op);
+    }
+}
