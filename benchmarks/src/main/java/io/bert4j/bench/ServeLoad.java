@@ -34,13 +34,15 @@ import java.util.regex.Pattern;
  *
  * <pre>
  * ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] [--rss-requests N] [--sst2 FILE] [--out FILE]
- *           [--server-jvm-opt=OPT]...
+ *           [--server-jvm-opt=OPT]... [--server-arg=ARG]...
  * </pre>
  *
  * {@code --server-jvm-opt} (repeatable; also {@code --server-jvm-opt OPT}) adds a JVM option to
  * the server's command line, after the defaults, e.g.
  * {@code --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0} to compare without the prepacked
- * small-batch kernel; the report lists the options used.
+ * small-batch kernel; {@code --server-arg} (repeatable) adds an argument to {@code bert4j serve},
+ * e.g. {@code --server-arg=--max-wait-ms --server-arg=10} (applies to both modes). The report
+ * lists both.
  */
 public final class ServeLoad {
     private ServeLoad() {
@@ -61,10 +63,15 @@ public final class ServeLoad {
         Path sst2 = Path.of(System.getProperty("bert4j.shared.data", "../shared/data"), "sst2", "train.tsv");
         Path out = null;
         List<String> serverJvmOpts = new ArrayList<>();
+        List<String> serverArgs = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : null;
             if (args[i].startsWith("--server-jvm-opt=")) {
                 serverJvmOpts.add(args[i].substring("--server-jvm-opt=".length()));
+                continue;
+            }
+            if (args[i].startsWith("--server-arg=")) {
+                serverArgs.add(args[i].substring("--server-arg=".length()));
                 continue;
             }
             switch (args[i]) {
@@ -75,10 +82,11 @@ public final class ServeLoad {
                 case "--sst2" -> { sst2 = Path.of(v); i++; }
                 case "--out" -> { out = Path.of(v); i++; }
                 case "--server-jvm-opt" -> { serverJvmOpts.add(v); i++; }
+                case "--server-arg" -> { serverArgs.add(v); i++; }
                 default -> usage();
             }
         }
-        for (String o : serverJvmOpts) {
+        for (String o : concat(serverJvmOpts, serverArgs)) {
             if (o == null || o.isBlank()) {
                 usage();
             }
@@ -88,7 +96,7 @@ public final class ServeLoad {
         List<Level> results = new ArrayList<>();
         String rss = "";
         for (boolean batching : new boolean[] {true, false}) {
-            try (Server s = Server.start(batching, serverJvmOpts)) {
+            try (Server s = Server.start(batching, serverJvmOpts, serverArgs)) {
                 for (int c : levels) {
                     run(s, texts, c, warmup, Long.MAX_VALUE);                        // warm-up, not reported
                     Level l = run(s, texts, c, seconds, Long.MAX_VALUE);
@@ -112,7 +120,7 @@ public final class ServeLoad {
                 }
             }
         }
-        String md = markdown(results, rss, seconds, serverJvmOpts);
+        String md = markdown(results, rss, seconds, serverJvmOpts, serverArgs);
         System.out.println(md);
         if (out != null) {
             Files.writeString(out, md, StandardCharsets.UTF_8);
@@ -121,9 +129,11 @@ public final class ServeLoad {
 
     private static void usage() {
         System.err.println("usage: ServeLoad [--concurrency 1,8,64] [--seconds S] [--warmup S] "
-                + "[--rss-requests N] [--sst2 FILE] [--out FILE] [--server-jvm-opt=OPT]...\n"
+                + "[--rss-requests N] [--sst2 FILE] [--out FILE] [--server-jvm-opt=OPT]... [--server-arg=ARG]...\n"
                 + "  --server-jvm-opt=OPT  a JVM option for the server's child JVM (repeatable), "
-                + "e.g. --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0");
+                + "e.g. --server-jvm-opt=-Dbert4j.packedLinearMaxRows=0\n"
+                + "  --server-arg=ARG      an argument for bert4j serve (repeatable), "
+                + "e.g. --server-arg=--max-wait-ms --server-arg=10");
         System.exit(2);
     }
 
@@ -206,7 +216,14 @@ public final class ServeLoad {
         return b.append('"').toString();
     }
 
-    static String markdown(List<Level> results, String rss, double seconds, List<String> serverJvmOpts) {
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
+    static String markdown(List<Level> results, String rss, double seconds, List<String> serverJvmOpts,
+                           List<String> serverArgs) {
         StringBuilder sb = new StringBuilder();
         sb.append("### bert4j serve under load (loopback, closed-loop clients, SST-2 sentences)\n\n");
         sb.append("- date: ").append(ZonedDateTime.now()).append('\n');
@@ -214,6 +231,9 @@ public final class ServeLoad {
                 .append(cpuModel()).append('\n');
         if (!serverJvmOpts.isEmpty()) {
             sb.append("- server JVM options added: ").append(String.join(" ", serverJvmOpts)).append('\n');
+        }
+        if (!serverArgs.isEmpty()) {
+            sb.append("- bert4j serve arguments added: ").append(String.join(" ", serverArgs)).append('\n');
         }
         sb.append("- each level: ").append(seconds).append(" s after a warm-up; one text per request (POST /embed)\n\n");
         sb.append("| mode | concurrency | requests | req/s | p50 ms | p99 ms | statuses |\n| --- | --- | --- | --- | --- | --- | --- |\n");
@@ -262,8 +282,11 @@ public final class ServeLoad {
             this.port = port;
         }
 
-        /** @param jvmOpts options for the child JVM, after the defaults (so a later -Xmx wins) */
-        static Server start(boolean batching, List<String> jvmOpts) throws Exception {
+        /**
+         * @param jvmOpts options for the child JVM, after the defaults (so a later -Xmx wins)
+         * @param serveArgs arguments for {@code bert4j serve}, after the defaults (a later value wins)
+         */
+        static Server start(boolean batching, List<String> jvmOpts, List<String> serveArgs) throws Exception {
             List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-Xmx2g"));
             cmd.addAll(jvmOpts);
@@ -272,6 +295,7 @@ public final class ServeLoad {
             if (!batching) {
                 cmd.add("--no-batching");
             }
+            cmd.addAll(serveArgs);
             ProcessBuilder pb = new ProcessBuilder(cmd);
             pb.environment().putIfAbsent("OMP_WAIT_POLICY", "passive");
             pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
