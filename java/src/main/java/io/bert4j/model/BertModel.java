@@ -658,7 +658,8 @@ public final class BertModel implements AutoCloseable {
      * fused kernels, eval mode without autograd, float32 on the CPU, int8 off, a GELU activation,
      * and at most {@link #packedLinearMaxRows()} tokens (its GEMMs are the prepacked kernel). The
      * op-by-op path computes the same thing; the native layer saves the per-op JNI crossings,
-     * libtorch dispatch, allocations and thread-team wake-ups (a fifth of a one-sentence forward).
+     * libtorch dispatch, allocations and thread-team wake-ups (alternated in one process: 1.44x
+     * faster for a 12-token sentence, 1.10x at 128 tokens, 1.03x at 32 x 14).
      */
     private boolean nativeLayers(Tensor h, long rows) {
         return nativeLayers && kernels == KernelMode.FUSED && !training && !GradMode.is_enabled() && int8 == null
@@ -848,7 +849,7 @@ public final class BertModel implements AutoCloseable {
      */
     public static final long DEFAULT_PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 1024);
 
-    private long packedLinearMaxRows = DEFAULT_PACKED_LINEAR_MAX_ROWS;
+    private volatile long packedLinearMaxRows = DEFAULT_PACKED_LINEAR_MAX_ROWS;
 
     private volatile boolean nativeLayers = true;
 
@@ -865,7 +866,7 @@ public final class BertModel implements AutoCloseable {
         if (kernels == KernelMode.FUSED && !GradMode.is_enabled() && x.is_cpu() && x.is_contiguous()
                 && x.dtype().isScalarType(torch.ScalarType.Float) && weight.is_cpu()
                 && weight.dtype().isScalarType(torch.ScalarType.Float)
-                && x.numel() / k <= packedLinearMaxRows) {
+                && k > 0 && x.numel() / k <= packedLinearMaxRows) {
             return Kernels.linearPacked(x, packed(module, weight, sources), weight.size(0), k, bias);
         }
         return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
