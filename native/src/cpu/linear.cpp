@@ -49,8 +49,8 @@ void pack_x_block(const float* x, int64_t ldx, int64_t mr, int64_t k, float* xp)
 // ---- kernel layer: AVX-512 -----------------------------------------------------------------
 #define BERT4J_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
-constexpr int kMrAvx512 = 12;
-constexpr int64_t kPrefetchSteps = 8;  // k steps ahead (8 x 128 bytes); past the panel's end it is a harmless hint  // 24 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
+constexpr int kMrAvx512 = 12;         // 24 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
+constexpr int64_t kPrefetchSteps = 8;  // k steps ahead (8 x 128 bytes); past the panel's end it is a harmless hint
 
 // MR rows x 32 columns; nc (1..32) of them are stored. bias and y point at the panel's first
 // column.

@@ -1,6 +1,8 @@
 package io.bert4j.kernels;
 
 import io.bert4j.Bert4jException;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -262,8 +264,7 @@ public final class Kernels {
                 throw new Bert4jException(op + ": mask must have " + batch + " x " + seq + " elements, got " + shape(mask));
             }
         }
-        try (org.bytedeco.javacpp.PointerPointer<org.bytedeco.javacpp.Pointer> ptrs =
-                     new org.bytedeco.javacpp.PointerPointer<>(weights.length)) {
+        try (PointerPointer<Pointer> ptrs = new PointerPointer<>(weights.length)) {
             for (int i = 0; i < weights.length; i++) {
                 ptrs.put(i, weights[i].data_ptr());
             }

@@ -664,9 +664,13 @@ public final class BertModel implements AutoCloseable {
     private boolean nativeLayers(Tensor h, long rows) {
         return nativeLayers && kernels == KernelMode.FUSED && !training && !GradMode.is_enabled() && int8 == null
                 && rows <= packedLinearMaxRows && h.is_cpu() && h.dtype().isScalarType(torch.ScalarType.Float)
-                && config.hiddenAct().startsWith("gelu")
-                && p("encoder.layer.0.output.dense.weight").is_cpu()
-                && p("encoder.layer.0.output.dense.weight").dtype().isScalarType(torch.ScalarType.Float);
+                && config.hiddenAct().startsWith("gelu") && cpuFloatWeights();
+    }
+
+    /** Whether the encoder's weights are float32 on the CPU (what the packed kernel takes). */
+    private boolean cpuFloatWeights() {
+        Tensor w = p("encoder.layer.0.output.dense.weight");
+        return w.is_cpu() && w.dtype().isScalarType(torch.ScalarType.Float);
     }
 
     /**
@@ -925,28 +929,14 @@ public final class BertModel implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("model is closed");
         }
-        if (kernels != KernelMode.FUSED || int8 != null || packedLinearMaxRows <= 0) {
+        if (kernels != KernelMode.FUSED || int8 != null || packedLinearMaxRows <= 0 || !cpuFloatWeights()) {
             return;
         }
         // No grad, as in inference: qkvWeights then caches the stacked weight the packed copy is made from.
         try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
             for (int i = 0; i < config.numHiddenLayers(); i++) {
-                String pre = "encoder.layer." + i + ".";
-                String self = pre + "attention.self.";
-                Tensor[] wb = qkvWeights(i, self);
-                prepack(self + "qkv", wb[0], qkvSources(self));
-                for (String m : new String[]{"attention.output.dense", "intermediate.dense", "output.dense"}) {
-                    Tensor w = p(pre + m + ".weight");
-                    prepack(pre + m, w, w);
-                }
+                nativeLayerWeights(i); // packs (and caches) the layer's four linear weights
             }
-        }
-    }
-
-    /** {@link #packed}, for a weight the lazy path ({@link #linear}) would pack: CPU float32. */
-    private void prepack(String module, Tensor weight, Tensor... sources) {
-        if (weight.is_cpu() && weight.dtype().isScalarType(torch.ScalarType.Float)) {
-            packed(module, weight, sources);
         }
     }
 
