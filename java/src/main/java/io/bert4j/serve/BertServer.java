@@ -25,9 +25,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
-import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -39,7 +37,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@code GET /metrics} (Prometheus text format). Requests from all connections go through one
  * {@link EmbeddingPredictor}: texts arriving together are embedded as one padding-free batch.
  *
- * <p>Built on the JDK's own HTTP server ({@code com.sun.net.httpserver}) with a fixed thread pool:
+ * <p>Built on the JDK's own HTTP server ({@code com.sun.net.httpserver}) with a bounded thread pool
+ * that grows with the concurrency seen ({@link HandlerPool}):
  * no extra dependency, and on loopback its per-request overhead is far below a model forward.
  * Metrics use the Prometheus Java client ({@code io.prometheus:prometheus-metrics-core}).
  *
@@ -160,15 +159,9 @@ public final class BertServer implements AutoCloseable {
         predictor.batcher().onBatch(n -> batchSizes.observe(n));
 
         this.http = HttpServer.create(new InetSocketAddress(o.host(), o.port()), 1024);
-        // Handler threads block while their texts are batched, so there are enough of them for
-        // every admitted request plus the quick ones (health, metrics, refusals).
-        int threads = o.maxConcurrent() + 8;
-        this.executor = new ThreadPoolExecutor(threads, threads, 60, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
-                r -> {
-                    Thread t = new Thread(r, "bert4j-http");
-                    t.setDaemon(true);
-                    return t;
-                });
+        // Handler threads block while their texts are batched, so up to one per admitted request
+        // plus the quick ones (health, metrics, refusals); started only as concurrency needs them.
+        this.executor = new HandlerPool(o.maxConcurrent() + 8, 60, TimeUnit.SECONDS, "bert4j-http");
         http.setExecutor(executor);
         http.createContext("/", this::handle);
         http.start();
