@@ -15,6 +15,8 @@
 #include <exception>
 #include <limits>
 
+#include <immintrin.h>
+
 #include "attention.h"
 #include "bias_gelu.h"
 #include "bert4j_kernels.h"
@@ -24,33 +26,120 @@
 namespace bert4j::cpu {
 namespace {
 
+// One row of add_layer_norm: yr = LayerNorm(xr + rr) * gamma + beta; yr may be rr. Mean and
+// variance in two passes over the row in double (the biased variance, as torch.layer_norm);
+// the vector paths keep 8 (AVX-512) or 4 (AVX2) double partial sums and finish in scalar, so
+// they differ from the scalar path only in the order of the double additions.
+void add_ln_row_scalar(const float* xr, const float* rr, const float* gamma, const float* beta,
+                       float* yr, int64_t cols, float eps) {
+    double sum = 0.0;
+    for (int64_t c = 0; c < cols; ++c) {
+        const float v = xr[c] + rr[c];
+        yr[c] = v;
+        sum += v;
+    }
+    const double mean = sum / static_cast<double>(cols);
+    double sq = 0.0;
+    for (int64_t c = 0; c < cols; ++c) {
+        const double d = yr[c] - mean;
+        sq += d * d;
+    }
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
+    const float m = static_cast<float>(mean), s = static_cast<float>(inv);
+    for (int64_t c = 0; c < cols; ++c) yr[c] = (yr[c] - m) * s * gamma[c] + beta[c];
+}
+
+__attribute__((target("avx512f,avx512dq,avx2,fma")))
+void add_ln_row_avx512(const float* xr, const float* rr, const float* gamma, const float* beta,
+                       float* yr, int64_t cols, float eps) {
+    const int64_t cv = cols / 8 * 8;
+    __m512d sum8 = _mm512_setzero_pd();
+    for (int64_t c = 0; c < cv; c += 8) {
+        const __m256 v = _mm256_add_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(rr + c));
+        _mm256_storeu_ps(yr + c, v);
+        sum8 = _mm512_add_pd(sum8, _mm512_cvtps_pd(v));
+    }
+    double sum = _mm512_reduce_add_pd(sum8);
+    for (int64_t c = cv; c < cols; ++c) {
+        const float v = xr[c] + rr[c];
+        yr[c] = v;
+        sum += v;
+    }
+    const double mean = sum / static_cast<double>(cols);
+    const __m512d mean8 = _mm512_set1_pd(mean);
+    __m512d sq8 = _mm512_setzero_pd();
+    for (int64_t c = 0; c < cv; c += 8) {
+        const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(yr + c)), mean8);
+        sq8 = _mm512_fmadd_pd(d, d, sq8);
+    }
+    double sq = _mm512_reduce_add_pd(sq8);
+    for (int64_t c = cv; c < cols; ++c) {
+        const double d = yr[c] - mean;
+        sq += d * d;
+    }
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
+    const float m = static_cast<float>(mean), s = static_cast<float>(inv);
+    const __m256 m8 = _mm256_set1_ps(m), s8 = _mm256_set1_ps(s);
+    for (int64_t c = 0; c < cv; c += 8) {
+        const __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(yr + c), m8), s8);
+        _mm256_storeu_ps(yr + c, _mm256_add_ps(_mm256_mul_ps(t, _mm256_loadu_ps(gamma + c)),
+                                               _mm256_loadu_ps(beta + c)));
+    }
+    for (int64_t c = cv; c < cols; ++c) yr[c] = (yr[c] - m) * s * gamma[c] + beta[c];
+}
+
+__attribute__((target("avx2,fma")))
+void add_ln_row_avx2(const float* xr, const float* rr, const float* gamma, const float* beta,
+                     float* yr, int64_t cols, float eps) {
+    const int64_t cv = cols / 4 * 4;
+    __m256d sum4 = _mm256_setzero_pd();
+    for (int64_t c = 0; c < cv; c += 4) {
+        const __m128 v = _mm_add_ps(_mm_loadu_ps(xr + c), _mm_loadu_ps(rr + c));
+        _mm_storeu_ps(yr + c, v);
+        sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(v));
+    }
+    alignas(32) double part[4];
+    _mm256_store_pd(part, sum4);
+    double sum = (part[0] + part[1]) + (part[2] + part[3]);
+    for (int64_t c = cv; c < cols; ++c) {
+        const float v = xr[c] + rr[c];
+        yr[c] = v;
+        sum += v;
+    }
+    const double mean = sum / static_cast<double>(cols);
+    const __m256d mean4 = _mm256_set1_pd(mean);
+    __m256d sq4 = _mm256_setzero_pd();
+    for (int64_t c = 0; c < cv; c += 4) {
+        const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(yr + c)), mean4);
+        sq4 = _mm256_fmadd_pd(d, d, sq4);
+    }
+    _mm256_store_pd(part, sq4);
+    double sq = (part[0] + part[1]) + (part[2] + part[3]);
+    for (int64_t c = cv; c < cols; ++c) {
+        const double d = yr[c] - mean;
+        sq += d * d;
+    }
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
+    const float m = static_cast<float>(mean), s = static_cast<float>(inv);
+    const __m128 m4 = _mm_set1_ps(m), s4 = _mm_set1_ps(s);
+    for (int64_t c = 0; c < cv; c += 4) {
+        const __m128 t = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(yr + c), m4), s4);
+        _mm_storeu_ps(yr + c, _mm_add_ps(_mm_mul_ps(t, _mm_loadu_ps(gamma + c)), _mm_loadu_ps(beta + c)));
+    }
+    for (int64_t c = cv; c < cols; ++c) yr[c] = (yr[c] - m) * s * gamma[c] + beta[c];
+}
+
 // y[r] = LayerNorm(x[r] + res[r]) * gamma + beta, rows of `cols` contiguous floats; y may be
-// res (each row is summed into y first, then normalised in place). Mean and variance in two
-// passes over the row in double (the biased variance, as torch.layer_norm).
+// res (each row is summed into y first, then normalised in place).
 void add_layer_norm(const float* x, const float* res, const float* gamma, const float* beta,
-                    float* y, int64_t rows, int64_t cols, float eps, int max_threads) {
+                    float* y, int64_t rows, int64_t cols, float eps, Isa isa, int max_threads) {
+    const auto row = isa == Isa::Avx512 ? &add_ln_row_avx512
+                   : isa == Isa::Avx2Fma ? &add_ln_row_avx2
+                                         : &add_ln_row_scalar;
     const int threads = rows * cols >= 32768 ? max_threads : 1;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * cols;
-        const float* rr = res + r * cols;
-        float* yr = y + r * cols;
-        double sum = 0.0;
-        for (int64_t c = 0; c < cols; ++c) {
-            const float v = xr[c] + rr[c];
-            yr[c] = v;
-            sum += v;
-        }
-        const double mean = sum / static_cast<double>(cols);
-        double sq = 0.0;
-        for (int64_t c = 0; c < cols; ++c) {
-            const double d = yr[c] - mean;
-            sq += d * d;
-        }
-        const double inv = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
-        const float m = static_cast<float>(mean), s = static_cast<float>(inv);
-        for (int64_t c = 0; c < cols; ++c) yr[c] = (yr[c] - m) * s * gamma[c] + beta[c];
-    }
+    for (int64_t r = 0; r < rows; ++r)
+        row(x + r * cols, res + r * cols, gamma, beta, y + r * cols, cols, eps);
 }
 
 }  // namespace
@@ -110,7 +199,7 @@ void encoder_layer_forward(float* h, const float* const* w, float* ws, int64_t r
     linear_packed_launch(ctx, w[BERT4J_LAYER_ATTN_OUT_WEIGHT], w[BERT4J_LAYER_ATTN_OUT_BIAS], tmp,
                          rows, H, H, H, H, isa, threads);
     add_layer_norm(tmp, h, w[BERT4J_LAYER_ATTN_LN_WEIGHT], w[BERT4J_LAYER_ATTN_LN_BIAS], h, rows,
-                   H, eps, threads);
+                   H, eps, isa, threads);
 
     linear_packed_launch(h, w[BERT4J_LAYER_INTER_WEIGHT], nullptr, inter, rows, I, H, H, I, isa,
                          threads);
@@ -120,7 +209,7 @@ void encoder_layer_forward(float* h, const float* const* w, float* ws, int64_t r
     linear_packed_launch(inter, w[BERT4J_LAYER_OUT_WEIGHT], w[BERT4J_LAYER_OUT_BIAS], tmp, rows, H,
                          I, I, H, isa, threads);
     add_layer_norm(tmp, h, w[BERT4J_LAYER_OUT_LN_WEIGHT], w[BERT4J_LAYER_OUT_LN_BIAS], h, rows, H,
-                   eps, threads);
+                   eps, isa, threads);
 }
 
 }  // namespace bert4j::cpu

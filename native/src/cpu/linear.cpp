@@ -3,11 +3,12 @@
 // Why: libtorch's linear goes to a BLAS sgemm that re-packs the whole weight matrix on every
 // call. For the few rows of an inference forward (a 12-token sentence is a [12, 384] x) that
 // packing costs more than the multiply itself. Here the weight is packed once into panels of
-// 32 output columns, k-major (linear.h), and each call only packs its (small) x.
+// 32 output columns, k-major (linear.h), and each call reads x in place: the micro-kernel
+// broadcasts its rows' values straight from x (row stride and all), no copy of x is made.
 //
 // Three layers, like bias_gelu.cpp: register-blocked micro-kernels (AVX-512: 12 rows x 32
 // columns in 24 zmm accumulators; AVX2+FMA: 6 rows x 16 columns in 12 ymm; scalar: plain
-// loops), the launcher (x packing, the task split and the thread choice), the checked C entry
+// loops), the launcher (the task split and the thread choice), the checked C entry
 // points. Every path accumulates each output in fp32, in the natural order kk = 0, 1, ..., k-1
 // (one FMA per step on the vector paths), starting from 0, and adds the bias last.
 
@@ -19,7 +20,6 @@
 #include <exception>
 #include <limits>
 #include <utility>
-#include <vector>
 
 #include <immintrin.h>
 
@@ -35,17 +35,6 @@ constexpr int64_t NR = kLinearPanel;
 // parked with OMP_WAIT_POLICY=passive) costs about as much as it saves.
 constexpr int64_t kMinMacsPerThread = int64_t{1} << 20;
 
-// ---- x packing ---------------------------------------------------------------------------
-// A block of mr rows of x becomes xp[kk * mr + r]: the micro-kernel then broadcasts the mr
-// values of one k step from consecutive addresses of a single pointer (no per-row pointers
-// competing for general registers), and a row block is read from L1/L2 for every panel.
-void pack_x_block(const float* x, int64_t ldx, int64_t mr, int64_t k, float* xp) {
-    for (int64_t r = 0; r < mr; ++r) {
-        const float* xr = x + r * ldx;
-        for (int64_t kk = 0; kk < k; ++kk) xp[kk * mr + r] = xr[kk];
-    }
-}
-
 // ---- kernel layer: AVX-512 -----------------------------------------------------------------
 #define BERT4J_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
@@ -55,8 +44,8 @@ constexpr int64_t kPrefetchSteps = 8;  // k steps ahead (8 x 128 bytes); past th
 // MR rows x 32 columns; nc (1..32) of them are stored. bias and y point at the panel's first
 // column.
 template <int MR>
-BERT4J_AVX512 void tile_avx512(const float* xp, const float* wp, int64_t k, const float* bias,
-                               float* y, int64_t ldy, int nc) {
+BERT4J_AVX512 void tile_avx512(const float* x, int64_t ldx, const float* wp, int64_t k,
+                               const float* bias, float* y, int64_t ldy, int nc) {
     __m512 acc[MR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -68,10 +57,10 @@ BERT4J_AVX512 void tile_avx512(const float* xp, const float* wp, int64_t k, cons
         // hardware prefetcher alone.
         _mm_prefetch(reinterpret_cast<const char*>(wp + (kk + kPrefetchSteps) * NR), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(wp + (kk + kPrefetchSteps) * NR + 16), _MM_HINT_T0);
-        const float* xk = xp + kk * MR;
+        const float* xk = x + kk;
 #pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
-            const __m512 xb = _mm512_set1_ps(xk[r]);
+            const __m512 xb = _mm512_set1_ps(xk[r * ldx]);
             acc[r][0] = _mm512_fmadd_ps(xb, w0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(xb, w1, acc[r][1]);
         }
@@ -91,7 +80,8 @@ BERT4J_AVX512 void tile_avx512(const float* xp, const float* wp, int64_t k, cons
     }
 }
 
-using TileFn = void (*)(const float*, const float*, int64_t, const float*, float*, int64_t, int);
+using TileFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t,
+                       int);
 
 template <int... R>
 TileFn pick_avx512_impl(int mr, std::integer_sequence<int, R...>) {
@@ -111,18 +101,18 @@ constexpr int kMrAvx2 = 6;  // 12 accumulators + 2 weight vectors + 1 broadcast 
 // MR rows x 16 columns (half a panel: wp points at column 0 or 16 of a panel, whose k steps
 // are still NR floats apart); nc (1..16) columns are stored.
 template <int MR>
-BERT4J_AVX2 void tile_avx2(const float* xp, const float* wp, int64_t k, const float* bias,
-                           float* y, int64_t ldy, int nc) {
+BERT4J_AVX2 void tile_avx2(const float* x, int64_t ldx, const float* wp, int64_t k,
+                           const float* bias, float* y, int64_t ldy, int nc) {
     __m256 acc[MR][2];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int64_t kk = 0; kk < k; ++kk) {
         const __m256 w0 = _mm256_loadu_ps(wp + kk * NR);
         const __m256 w1 = _mm256_loadu_ps(wp + kk * NR + 8);
-        const float* xk = xp + kk * MR;
+        const float* xk = x + kk;
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
-            const __m256 xb = _mm256_broadcast_ss(xk + r);
+            const __m256 xb = _mm256_broadcast_ss(xk + r * ldx);
             acc[r][0] = _mm256_fmadd_ps(xb, w0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(xb, w1, acc[r][1]);
         }
@@ -173,13 +163,6 @@ void row_panel_scalar(const float* xr, const float* wp, int64_t k, const float* 
     for (int j = 0; j < nc; ++j) y[j] = bias != nullptr ? acc[j] + bias[j] : acc[j];
 }
 
-// Scratch for packed x, per calling thread: reused across calls so that a forward does not
-// allocate (and page-fault) a fresh buffer per layer.
-std::vector<float>& x_scratch() {
-    thread_local std::vector<float> buf;
-    return buf;
-}
-
 }  // namespace
 
 void linear_pack(const float* w, int64_t n, int64_t k, int64_t w_row_stride, float* packed) {
@@ -225,33 +208,23 @@ void linear_packed_launch(const float* x, const float* packed, const float* bias
     const int64_t tasks = col_units * row_blocks;
     const int threads = static_cast<int>(std::min<int64_t>({max_threads, tasks, by_work}));
 
-    std::vector<float>& buf = x_scratch();
-    if (buf.size() < static_cast<size_t>(row_blocks * MR * k)) buf.resize(row_blocks * MR * k);
-    float* xp = buf.data();
-
-    // Column units outermost: consecutive tasks of one thread reuse a weight panel (up to
-    // 32 x 1536 floats, L2-resident) across all row blocks, and the threads split the weight
-    // (the bigger operand at these row counts) instead of each streaming all of it.
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-#pragma omp for schedule(static)
-        for (int64_t rb = 0; rb < row_blocks; ++rb) {
-            const int64_t r0 = rb * MR;
-            pack_x_block(x + r0 * x_row_stride, x_row_stride, std::min(MR, m - r0), k,
-                         xp + r0 * k);
-        }
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tasks; ++t) {
-            const int64_t cu = t / row_blocks, rb = t % row_blocks;
-            const int64_t r0 = rb * MR, c0 = cu * cw;
-            const int mr = static_cast<int>(std::min(MR, m - r0));
-            const int nc = static_cast<int>(std::min(cw, n - c0));
-            // Column c0 lives in panel c0 / NR at offset c0 % NR (0 or 16 for AVX2 halves).
-            const float* wp = packed + (c0 / NR) * k * NR + (c0 % NR);
-            const TileFn tile = avx512 ? pick_avx512(mr) : pick_avx2(mr);
-            tile(xp + r0 * k, wp, k, bias != nullptr ? bias + c0 : nullptr,
-                 y + r0 * y_row_stride + c0, y_row_stride, nc);
-        }
+    // Column units outermost: consecutive tasks reuse a weight panel (up to 32 x 1536 floats,
+    // L2-resident) across row blocks, and the threads split the weight (the bigger operand at
+    // these row counts) instead of each streaming all of it. Chunks of consecutive tasks are
+    // handed out dynamically (~8 per thread): on a shared host one vCPU is often slower than
+    // the other for a while, and a static split would wait for the slow half.
+    const int64_t chunk = std::max<int64_t>(1, tasks / (int64_t{8} * threads));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (threads > 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t cu = t / row_blocks, rb = t % row_blocks;
+        const int64_t r0 = rb * MR, c0 = cu * cw;
+        const int mr = static_cast<int>(std::min(MR, m - r0));
+        const int nc = static_cast<int>(std::min(cw, n - c0));
+        // Column c0 lives in panel c0 / NR at offset c0 % NR (0 or 16 for AVX2 halves).
+        const float* wp = packed + (c0 / NR) * k * NR + (c0 % NR);
+        const TileFn tile = avx512 ? pick_avx512(mr) : pick_avx2(mr);
+        tile(x + r0 * x_row_stride, x_row_stride, wp, k, bias != nullptr ? bias + c0 : nullptr,
+             y + r0 * y_row_stride + c0, y_row_stride, nc);
     }
 }
 
