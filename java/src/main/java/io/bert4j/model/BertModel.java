@@ -841,17 +841,18 @@ public final class BertModel implements AutoCloseable {
 
     /**
      * Row counts up to which inference runs linear layers with bert4j's prepacked kernel rather
-     * than torch.linear (whose BLAS sgemm re-packs the whole weight on every call). Measured on
-     * a 2-core AVX-512 Xeon VM with 2 threads (2026-11-29): per GEMM (PackedLinearTiming, MiniLM
-     * shapes) 1.8-2.5x faster at 12 rows, 1.3-1.5x at 128, 1.1-1.3x at 440; whole MiniLM
-     * forward, both settings alternated in one process: 1.32x at 1x128 and 1.44x at 32x14, even
-     * at 1,024 and 2,048 rows, 0.97x at 4,096. (An earlier measurement put the break-even at
-     * ~48 rows; it timed the kernel right after OpenBLAS calls whose workers still busy-waited
-     * on both cores, fixed since by {@code NativeSetup}'s OPENBLAS_THREAD_TIMEOUT.) So 1,024.
-     * The system property {@code bert4j.packedLinearMaxRows} overrides it (0 turns the kernel
-     * off); {@link #setPackedLinearMaxRows} per model.
+     * than torch.linear (whose BLAS sgemm re-packs the whole weight on every call): by default
+     * all of them. Measured on a 2-core AVX-512 Xeon VM with 2 threads (2026-11-29), whole
+     * MiniLM forward with the kernel (and the native encoder layer it enables) vs OpenBLAS op by
+     * op, alternated in one process: 1.36x at 32x40 tokens, 1.22x at 8x256, 1.07x at 8x512,
+     * 1.00x at 64x64, 1.09x at 16x512. (Until the kernel read x in place and scheduled its tiles
+     * dynamically it lost from ~4,096 rows, and the default was 1,024; earlier still a
+     * measurement put the break-even at ~48 rows, timing the kernel right after OpenBLAS calls
+     * whose workers still busy-waited on both cores.) The system property
+     * {@code bert4j.packedLinearMaxRows} overrides it (0 turns the kernel off);
+     * {@link #setPackedLinearMaxRows} per model.
      */
-    public static final long DEFAULT_PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", 1024);
+    public static final long DEFAULT_PACKED_LINEAR_MAX_ROWS = Long.getLong("bert4j.packedLinearMaxRows", Long.MAX_VALUE);
 
     private volatile long packedLinearMaxRows = DEFAULT_PACKED_LINEAR_MAX_ROWS;
 
