@@ -137,6 +137,26 @@ BERT4J_API int bert4j_linear_packed_f32(const float* x, const float* packed, con
                                         float* y, int64_t m, int64_t n, int64_t k,
                                         int64_t x_row_stride, int64_t y_row_stride);
 
+/* ---- int8 linear layer, inference (CPU) -------------------------------------------------
+ * Dynamic quantization: y ~ x . w^T + bias with w [n, k] quantized once per output row
+ * (symmetric, 127 levels: w[j, :] ~ r_j q[j, :], r_j = max|w[j, :]| / 127) and x quantized per
+ * call, per row (asymmetric u8: x[i, :] ~ zero_i + s_i q[i, :], zero_i = min, s_i = (max - min)
+ * / 255), the products summed exactly in int32:
+ *   y[i, j] = s_i r_j sum_kk q[i, kk] q[j, kk] + zero_i r_j sum_kk q[j, kk] + bias[j].
+ * A row of x holding a NaN or an infinity gives a row of NaN. AVX-512 VNNI (vpdpbusd) where the
+ * CPU has it (bert4j_linear_int8_vnni() == 1), else a scalar path with the same integer sums.
+ * packed_size: *bytes the packed buffer of an [n, k] weight needs (0 when n or k is 0); k must
+ * be <= 65536 (int32 sums). pack: w [n, k] (row stride >= k, finite) into `packed` (no
+ * alignment requirement). linear_int8: x [m, k] (row stride >= k), y [m, n] (row stride >= n),
+ * bias [n] or NULL; y must not overlap the inputs. Uses up to bert4j_set_num_threads() threads. */
+BERT4J_API int bert4j_linear_int8_vnni(void);
+BERT4J_API int bert4j_linear_int8_packed_size(int64_t n, int64_t k, int64_t* bytes);
+BERT4J_API int bert4j_linear_int8_pack(const float* w, int64_t n, int64_t k, int64_t w_row_stride,
+                                       uint8_t* packed);
+BERT4J_API int bert4j_linear_int8_f32(const float* x, const uint8_t* packed, const float* bias,
+                                      float* y, int64_t m, int64_t n, int64_t k,
+                                      int64_t x_row_stride, int64_t y_row_stride);
+
 /* ---- Dropout randomness ------------------------------------------------------------------
  * Counter-based, so a backward pass regenerates the forward's mask from (seed, offset) instead
  * of storing it, identically on CPU and CUDA. Element idx is kept iff
@@ -188,6 +208,16 @@ BERT4J_API int bert4j_encoder_layer_forward_f32(float* h, const float* const* we
                                                 const int32_t* cu_seqlens, int64_t num_seqs,
                                                 int64_t max_seqlen, int64_t batch, int64_t seq,
                                                 const float* mask);
+/* The same layer with the four linear layers in int8 (bert4j_linear_int8_f32): weights'
+ * BERT4J_LAYER_*_WEIGHT entries are buffers packed by bert4j_linear_int8_pack (same n, k as
+ * above), the others fp32 vectors as above. */
+BERT4J_API int bert4j_encoder_layer_int8_forward_f32(float* h, const void* const* weights,
+                                                     float* workspace, int64_t rows, int64_t hidden,
+                                                     int64_t heads, int64_t intermediate,
+                                                     float layer_norm_eps, int approximate,
+                                                     const int32_t* cu_seqlens, int64_t num_seqs,
+                                                     int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                     const float* mask);
 
 /* ---- Fused multi-head attention ----------------------------------------------------------
  * out[b,h,i,:] = sum_j P[b,h,i,j] v[b,h,j,:]  with

@@ -21,6 +21,7 @@
 #include "bias_gelu.h"
 #include "bert4j_kernels.h"
 #include "linear.h"
+#include "linear_int8.h"
 #include "../common/status.h"
 
 namespace bert4j::cpu {
@@ -149,19 +150,29 @@ int64_t encoder_layer_workspace_floats(int64_t rows, int64_t hidden, int64_t int
     return rows * (5 * hidden + intermediate);
 }
 
-void encoder_layer_forward(float* h, const float* const* w, float* ws, int64_t rows,
+// w: the BERT4J_LAYER_* pointers; the four linear weights are fp32 packs (linear_pack) or, with
+// int8, int8 packs (linear_int8_pack); the rest fp32 vectors.
+void encoder_layer_forward(float* h, const void* const* wv, float* ws, int64_t rows,
                            int64_t hidden, int64_t heads, int64_t intermediate, float eps,
                            int approximate, const int32_t* cu_seqlens, int64_t num_seqs,
                            int64_t max_seqlen, int64_t batch, int64_t seq, const float* mask,
-                           Isa isa, int threads) {
+                           bool int8, Isa isa, int threads) {
     const int64_t H = hidden, I = intermediate, D = hidden / heads;
+    const float* const* w = reinterpret_cast<const float* const*>(wv);
+    // y[rows, n] = x[rows, k] . W^T + b for the linear weight wi and the bias bi (or none).
+    const auto linear = [&](const float* x, int wi, int bi, float* y, int64_t n, int64_t k) {
+        const float* b = bi < 0 ? nullptr : w[bi];
+        if (int8)
+            linear_int8_launch(x, static_cast<const uint8_t*>(wv[wi]), b, y, rows, n, k, k, n, isa, threads);
+        else
+            linear_packed_launch(x, w[wi], b, y, rows, n, k, k, n, isa, threads);
+    };
     float* qkv = ws;
     float* ctx = qkv + rows * 3 * H;
     float* tmp = ctx + rows * H;
     float* inter = tmp + rows * H;
 
-    linear_packed_launch(h, w[BERT4J_LAYER_QKV_WEIGHT], w[BERT4J_LAYER_QKV_BIAS], qkv, rows,
-                         3 * H, H, H, 3 * H, isa, threads);
+    linear(h, BERT4J_LAYER_QKV_WEIGHT, BERT4J_LAYER_QKV_BIAS, qkv, 3 * H, H);
 
     AttentionArgs a;
     a.q = qkv;
@@ -196,18 +207,15 @@ void encoder_layer_forward(float* h, const float* const* w, float* ws, int64_t r
     }
     attention_forward_launch(a, isa, threads);
 
-    linear_packed_launch(ctx, w[BERT4J_LAYER_ATTN_OUT_WEIGHT], w[BERT4J_LAYER_ATTN_OUT_BIAS], tmp,
-                         rows, H, H, H, H, isa, threads);
+    linear(ctx, BERT4J_LAYER_ATTN_OUT_WEIGHT, BERT4J_LAYER_ATTN_OUT_BIAS, tmp, H, H);
     add_layer_norm(tmp, h, w[BERT4J_LAYER_ATTN_LN_WEIGHT], w[BERT4J_LAYER_ATTN_LN_BIAS], h, rows,
                    H, eps, isa, threads);
 
-    linear_packed_launch(h, w[BERT4J_LAYER_INTER_WEIGHT], nullptr, inter, rows, I, H, H, I, isa,
-                         threads);
+    linear(h, BERT4J_LAYER_INTER_WEIGHT, -1, inter, I, H);
     bias_gelu_launch(inter, w[BERT4J_LAYER_INTER_BIAS], inter, rows, I, I, I, approximate, isa,
                      threads);
 
-    linear_packed_launch(inter, w[BERT4J_LAYER_OUT_WEIGHT], w[BERT4J_LAYER_OUT_BIAS], tmp, rows, H,
-                         I, I, H, isa, threads);
+    linear(inter, BERT4J_LAYER_OUT_WEIGHT, BERT4J_LAYER_OUT_BIAS, tmp, H, I);
     add_layer_norm(tmp, h, w[BERT4J_LAYER_OUT_LN_WEIGHT], w[BERT4J_LAYER_OUT_LN_BIAS], h, rows, H,
                    eps, isa, threads);
 }
@@ -267,16 +275,15 @@ extern "C" int bert4j_encoder_layer_workspace_f32(int64_t rows, int64_t hidden, 
     return bert4j::detail::ok();
 }
 
-extern "C" int bert4j_encoder_layer_forward_f32(float* h, const float* const* weights,
-                                                float* workspace, int64_t rows, int64_t hidden,
-                                                int64_t heads, int64_t intermediate,
-                                                float layer_norm_eps, int approximate,
-                                                const int32_t* cu_seqlens, int64_t num_seqs,
-                                                int64_t max_seqlen, int64_t batch, int64_t seq,
-                                                const float* mask) {
+namespace {
+
+int layer_forward_checked(const char* op, bool int8, float* h, const void* const* weights,
+                          float* workspace, int64_t rows, int64_t hidden, int64_t heads,
+                          int64_t intermediate, float layer_norm_eps, int approximate,
+                          const int32_t* cu_seqlens, int64_t num_seqs, int64_t max_seqlen,
+                          int64_t batch, int64_t seq, const float* mask) {
     using namespace bert4j;
     using detail::fail;
-    const char* op = "bert4j_encoder_layer_forward_f32";
     try {
         int st = check_sizes(op, rows, hidden, heads, intermediate);
         if (st != BERT4J_OK) return st;
@@ -318,13 +325,43 @@ extern "C" int bert4j_encoder_layer_forward_f32(float* h, const float* const* we
         for (int i = 0; i < BERT4J_LAYER_NUM_WEIGHTS; ++i)
             if (weights[i] == nullptr)
                 return fail(BERT4J_ERR_NULL_POINTER, "%s: weights[%d] (%s) is NULL", op, i, weight_name(i));
+        if (int8 && intermediate > cpu::kInt8MaxK)
+            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: intermediate must be <= %lld for int8, got %lld", op,
+                        ll(cpu::kInt8MaxK), ll(intermediate));
         cpu::encoder_layer_forward(h, weights, workspace, rows, hidden, heads, intermediate,
                                    layer_norm_eps, approximate, cu_seqlens, num_seqs, max_seqlen,
-                                   batch, seq, mask, cpu::best_isa(), detail::num_threads());
+                                   batch, seq, mask, int8, cpu::best_isa(), detail::num_threads());
         return detail::ok();
     } catch (const std::exception& e) {
         return fail(BERT4J_ERR_INTERNAL, "%s: %s", op, e.what());
     } catch (...) {
         return fail(BERT4J_ERR_INTERNAL, "%s: unknown error", op);
     }
+}
+
+}  // namespace
+
+extern "C" int bert4j_encoder_layer_forward_f32(float* h, const float* const* weights,
+                                                float* workspace, int64_t rows, int64_t hidden,
+                                                int64_t heads, int64_t intermediate,
+                                                float layer_norm_eps, int approximate,
+                                                const int32_t* cu_seqlens, int64_t num_seqs,
+                                                int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                const float* mask) {
+    return layer_forward_checked("bert4j_encoder_layer_forward_f32", false, h,
+                                 reinterpret_cast<const void* const*>(weights), workspace, rows, hidden,
+                                 heads, intermediate, layer_norm_eps, approximate, cu_seqlens, num_seqs,
+                                 max_seqlen, batch, seq, mask);
+}
+
+extern "C" int bert4j_encoder_layer_int8_forward_f32(float* h, const void* const* weights,
+                                                     float* workspace, int64_t rows, int64_t hidden,
+                                                     int64_t heads, int64_t intermediate,
+                                                     float layer_norm_eps, int approximate,
+                                                     const int32_t* cu_seqlens, int64_t num_seqs,
+                                                     int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                     const float* mask) {
+    return layer_forward_checked("bert4j_encoder_layer_int8_forward_f32", true, h, weights, workspace,
+                                 rows, hidden, heads, intermediate, layer_norm_eps, approximate,
+                                 cu_seqlens, num_seqs, max_seqlen, batch, seq, mask);
 }
