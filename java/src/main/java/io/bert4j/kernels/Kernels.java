@@ -202,6 +202,93 @@ public final class Kernels {
         return y;
     }
 
+    /**
+     * Whether the native int8 linear layer ({@link #linearInt8}, {@link #encoderLayerInt8}) has
+     * its fast path here (AVX-512 VNNI); without it the kernel falls back to scalar code and int8
+     * inference should use another path.
+     */
+    public static boolean int8Vnni() {
+        return NativeKernels.bert4j_linear_int8_vnni() == 1;
+    }
+
+    /**
+     * Quantizes and packs a linear layer's weight once for {@link #linearInt8}: per output row
+     * symmetric int8 (127 levels) plus the row scales, in a uint8 1-D CPU tensor whose layout is
+     * private to the native library. The weight must be finite.
+     *
+     * @param weight float32, CPU, contiguous, [n, k], k <= 65536
+     */
+    public static Tensor packLinearInt8(Tensor weight) {
+        final String op = "packLinearInt8";
+        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
+        if (weight.dim() != 2) {
+            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
+                    + shape(weight));
+        }
+        long n = weight.size(0), k = weight.size(1);
+        Tensor packed = torch.empty(new long[] {int8PackedSize(op, n, k)},
+                new org.bytedeco.pytorch.TensorOptions(ScalarType.Byte), null);
+        check(op, NativeKernels.bert4j_linear_int8_pack(weight.data_ptr(), n, k, k, packed.data_ptr()));
+        return packed;
+    }
+
+    private static long int8PackedSize(String op, long n, long k) {
+        long[] bytes = new long[1];
+        check(op, NativeKernels.bert4j_linear_int8_packed_size(n, k, bytes));
+        return bytes[0];
+    }
+
+    private static void requireInt8Pack(String op, String name, Tensor packed, long n, long k) {
+        long size = int8PackedSize(op, n, k);
+        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !packed.dtype().isScalarType(ScalarType.Byte)
+                || packed.dim() != 1 || packed.size(0) != size) {
+            throw new Bert4jException(op + ": " + name + " must be the packLinearInt8 result of an [" + n + ", " + k
+                    + "] weight: a contiguous uint8 CPU tensor [" + size + "], got "
+                    + (packed == null ? "null" : shape(packed) + " " + packed.scalar_type()));
+        }
+    }
+
+    /**
+     * {@code y ~ x . weight^T + bias} in int8 with a weight packed by {@link #packLinearInt8}: each
+     * row of x quantized to u8 over its own [min, max], products summed exactly in int32, then
+     * scaled back (the contract of {@code bert4j_linear_int8_f32}). A row of x with a NaN or an
+     * infinity gives a row of NaN. Forward only.
+     *
+     * @param x float32, CPU, contiguous, [..., k]
+     * @param packed the result of {@link #packLinearInt8} for an [n, k] weight (only its size is
+     *     checked against n and k, as for {@link #linearPacked})
+     * @param biasOrNull float32 [n] or null
+     * @return a new float32 tensor [..., n]
+     */
+    public static Tensor linearInt8(Tensor x, Tensor packed, long n, long k, Tensor biasOrNull) {
+        final String op = "linearInt8";
+        if (n < 0 || k < 0) {
+            throw new Bert4jException(op + ": n and k must be >= 0, got n=" + n + " k=" + k);
+        }
+        requireFloatCpuContiguous(op, "x", x, "[..., " + k + "]");
+        if (x.dim() < 1 || x.size(x.dim() - 1) != k) {
+            throw new Bert4jException(op + ": x must have shape [..., " + k + "] (k = in_features), got " + shape(x));
+        }
+        requireInt8Pack(op, "packed", packed, n, k);
+        if (biasOrNull != null) {
+            requireFloatCpuContiguous(op, "bias", biasOrNull, "[" + n + "]");
+            if (biasOrNull.dim() != 1 || biasOrNull.size(0) != n) {
+                throw new Bert4jException(op + ": bias must have shape [" + n + "], got " + shape(biasOrNull));
+            }
+        }
+        long[] outShape = new long[(int) x.dim()];
+        long m = 1;
+        for (int d = 0; d < x.dim() - 1; d++) {
+            outShape[d] = x.size(d);
+            m *= x.size(d);
+        }
+        outShape[outShape.length - 1] = n;
+        Tensor y = torch.empty(outShape, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        check(op, NativeKernels.bert4j_linear_int8_f32(x.data_ptr(), packed.data_ptr(),
+                biasOrNull == null ? null : biasOrNull.data_ptr(), y.data_ptr(), m, n, k, k, n));
+        return y;
+    }
+
     /** Floats of the scratch buffer {@link #encoderLayer} needs for {@code rows} tokens. */
     public static long encoderLayerWorkspaceSize(long rows, long hidden, long heads, long intermediate) {
         long[] floats = new long[1];
@@ -226,7 +313,26 @@ public final class Kernels {
     public static void encoderLayer(Tensor h, Tensor[] weights, long heads, long intermediate, double eps,
                                     boolean tanhGelu, Tensor cuSeqlens, long numSeqs, long maxSeqlen,
                                     long batch, long seq, Tensor mask, Tensor workspace) {
-        final String op = "encoderLayer";
+        encoderLayer("encoderLayer", false, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens, numSeqs,
+                maxSeqlen, batch, seq, mask, workspace);
+    }
+
+    /**
+     * {@link #encoderLayer} with its four linear layers in int8 ({@link #linearInt8}): the
+     * weights at {@code BERT4J_LAYER_*_WEIGHT} are {@link #packLinearInt8} results, the rest as
+     * for {@link #encoderLayer}; the same workspace size.
+     */
+    public static void encoderLayerInt8(Tensor h, Tensor[] weights, long heads, long intermediate, double eps,
+                                        boolean tanhGelu, Tensor cuSeqlens, long numSeqs, long maxSeqlen,
+                                        long batch, long seq, Tensor mask, Tensor workspace) {
+        encoderLayer("encoderLayerInt8", true, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens, numSeqs,
+                maxSeqlen, batch, seq, mask, workspace);
+    }
+
+    private static void encoderLayer(String op, boolean int8, Tensor h, Tensor[] weights, long heads,
+                                     long intermediate, double eps, boolean tanhGelu, Tensor cuSeqlens,
+                                     long numSeqs, long maxSeqlen, long batch, long seq, Tensor mask,
+                                     Tensor workspace) {
         requireFloatCpuContiguous(op, "h", h, "[rows, hidden]");
         if (h.dim() != 2) {
             throw new Bert4jException(op + ": h must have shape [rows, hidden], got " + shape(h));
@@ -236,11 +342,22 @@ public final class Kernels {
             throw new Bert4jException(op + ": expected " + NativeKernels.BERT4J_LAYER_NUM_WEIGHTS + " weight tensors, got "
                     + (weights == null ? "null" : weights.length));
         }
+        // The four linear weights: {index, n, k}.
+        long[][] linears = {{0, 3 * hidden, hidden}, {2, hidden, hidden}, {6, intermediate, hidden}, {8, hidden, intermediate}};
         long[] expected = {
-            packedLinearSize(op, 3 * hidden, hidden), 3 * hidden, packedLinearSize(op, hidden, hidden), hidden,
-            hidden, hidden, packedLinearSize(op, intermediate, hidden), intermediate,
-            packedLinearSize(op, hidden, intermediate), hidden, hidden, hidden};
+            int8 ? 0 : packedLinearSize(op, 3 * hidden, hidden), 3 * hidden,
+            int8 ? 0 : packedLinearSize(op, hidden, hidden), hidden, hidden, hidden,
+            int8 ? 0 : packedLinearSize(op, intermediate, hidden), intermediate,
+            int8 ? 0 : packedLinearSize(op, hidden, intermediate), hidden, hidden, hidden};
+        for (long[] l : linears) {
+            if (int8) {
+                requireInt8Pack(op, "weights[" + l[0] + "]", weights[(int) l[0]], l[1], l[2]);
+            }
+        }
         for (int i = 0; i < weights.length; i++) {
+            if (int8 && (i == 0 || i == 2 || i == 6 || i == 8)) {
+                continue;
+            }
             requireFloatCpuContiguous(op, "weights[" + i + "]", weights[i], "[" + expected[i] + "]");
             if (weights[i].numel() != expected[i]) {
                 throw new Bert4jException(op + ": weights[" + i + "] must have " + expected[i] + " elements, got "
@@ -268,10 +385,15 @@ public final class Kernels {
             for (int i = 0; i < weights.length; i++) {
                 ptrs.put(i, weights[i].data_ptr());
             }
-            check(op, NativeKernels.bert4j_encoder_layer_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(), rows,
-                    hidden, heads, intermediate, (float) eps, tanhGelu ? 1 : 0,
-                    cuSeqlens == null ? null : cuSeqlens.data_ptr(), numSeqs, maxSeqlen, batch, seq,
-                    cuSeqlens == null && mask != null ? mask.data_ptr() : null));
+            Pointer cu = cuSeqlens == null ? null : cuSeqlens.data_ptr();
+            Pointer mk = cuSeqlens == null && mask != null ? mask.data_ptr() : null;
+            check(op, int8
+                    ? NativeKernels.bert4j_encoder_layer_int8_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(), rows,
+                            hidden, heads, intermediate, (float) eps, tanhGelu ? 1 : 0, cu, numSeqs, maxSeqlen, batch,
+                            seq, mk)
+                    : NativeKernels.bert4j_encoder_layer_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(), rows,
+                            hidden, heads, intermediate, (float) eps, tanhGelu ? 1 : 0, cu, numSeqs, maxSeqlen, batch,
+                            seq, mk));
         }
     }
 
