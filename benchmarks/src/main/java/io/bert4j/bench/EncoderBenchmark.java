@@ -22,7 +22,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * all-MiniLM-L6-v2 encoder forward pass (embeddings + 6 layers -> last_hidden_state), batch x
- * seq token ids from real SST-2 text, no padding. impl = bert4j with its fused kernels, bert4j
+ * seq token ids from real SST-2 text, no padding. impl = bert4j with its fused kernels, in int8
+ * mode (fused, {@code setInt8(true)}), bert4j
  * with plain libtorch ops, or the reference ONNX Runtime on the same ONNX file; the same thread
  * count for both runtimes. Input tensors are built inside the timed call on both sides; outputs
  * stay in native memory on both sides.
@@ -37,7 +38,7 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
 public class EncoderBenchmark {
 
-    @Param({"fused", "torch", "ort"})
+    @Param({"fused", "int8", "torch", "ort"})
     public String impl;
 
     @Param({"1", "32"})
@@ -62,7 +63,11 @@ public class EncoderBenchmark {
         if (impl.equals("ort")) {
             ort = new OrtReference(threads);
         } else {
-            bert = Bert4jRunner.loadDefault(KernelMode.parse(impl));
+            bert = Bert4jRunner.loadDefault(impl.equals("int8") ? KernelMode.FUSED : KernelMode.parse(impl));
+            if (impl.equals("int8")) {
+                bert.model().setInt8(true);
+            }
+            bert.model().prepareInference();
         }
     }
 

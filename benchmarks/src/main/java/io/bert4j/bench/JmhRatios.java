@@ -27,7 +27,7 @@ import java.util.Map;
  * <p>Expectations: every line of {@code benchmarks/expectations.txt} (or the file named by
  * {@code -Dbench.expect=FILE}; {@code -Dbench.expect=} turns them off) reads
  * {@code Benchmark.method [param=value ...] >= SPEEDUP}; each measured shape whose benchmark
- * matches and whose parameters include all the given ones is checked against the minimum
+ * matches and whose parameters (impl included) include all the given ones is checked against the minimum
  * speed-up over its reference. The report marks each row {@code ok} or {@code FAIL}, lists the
  * failures, and the process exits with status 1 when any failed, so a regression in the
  * kernels or the encoder's hot path shows up as a failed expectation in the benchmark report.
@@ -124,7 +124,7 @@ public final class JmhRatios {
                         speedup >= 1 ? "bert4j" : refName, speedup >= 1 ? speedup : 1 / speedup, speedup, lo, hi, res.getScoreUnit());
                 String verdict = "";
                 for (Expectation e : expectations) {
-                    if (e.matches(name)) {
+                    if (e.matches(name + " impl=" + impl)) {
                         boolean ok = speedup >= e.minSpeedup();
                         verdict = String.format(Locale.ROOT, "%s (≥ %.2f)", ok ? "ok" : "FAIL", e.minSpeedup());
                         if (!ok) {
