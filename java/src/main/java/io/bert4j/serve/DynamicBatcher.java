@@ -58,6 +58,8 @@ public final class DynamicBatcher<I, O> implements AutoCloseable {
     private final int maxBatchTokens;
     private final long maxWaitNanos;
     private final int maxQueued;
+    private final boolean waitOnlyForAnnounced;
+    private int announced;  // items on their way (announce() minus arrived()); guarded by queue
     private final ArrayDeque<Pending<I, O>> queue = new ArrayDeque<>();
     private final Thread worker;
     private boolean closed;
@@ -78,6 +80,19 @@ public final class DynamicBatcher<I, O> implements AutoCloseable {
      */
     public DynamicBatcher(Function<List<I>, List<O>> batchFn, ToIntFunction<I> cost, int maxBatchTokens,
                           Duration maxWait, int maxQueued, String name) {
+        this(batchFn, cost, maxBatchTokens, maxWait, maxQueued, false, name);
+    }
+
+    /**
+     * @param waitOnlyForAnnounced true: the oldest item waits for company (up to {@code maxWait})
+     *     only while other items are on their way, announced by callers through {@link #announce()}
+     *     (e.g. requests still being tokenized); with none announced a batch starts at once, so a
+     *     lone request never pays the wait. False: it always waits up to {@code maxWait}.
+     * @see #DynamicBatcher(Function, ToIntFunction, int, Duration, int, String)
+     */
+    public DynamicBatcher(Function<List<I>, List<O>> batchFn, ToIntFunction<I> cost, int maxBatchTokens,
+                          Duration maxWait, int maxQueued, boolean waitOnlyForAnnounced, String name) {
+        this.waitOnlyForAnnounced = waitOnlyForAnnounced;
         this.batchFn = Objects.requireNonNull(batchFn, "batchFn");
         this.cost = Objects.requireNonNull(cost, "cost");
         if (maxBatchTokens < 1) {
@@ -95,6 +110,25 @@ public final class DynamicBatcher<I, O> implements AutoCloseable {
         this.worker = new Thread(this::run, name);
         this.worker.setDaemon(true);
         this.worker.start();
+    }
+
+    /**
+     * Says that a caller is preparing items it will submit (or give up on); pair every call with
+     * one {@link #arrived()} after its submit (or failure). Only used with
+     * {@code waitOnlyForAnnounced}.
+     */
+    public void announce() {
+        synchronized (queue) {
+            announced++;
+        }
+    }
+
+    /** Ends an {@link #announce()}: the caller's items are queued, or will not come. */
+    public void arrived() {
+        synchronized (queue) {
+            announced = Math.max(0, announced - 1);
+            queue.notifyAll();
+        }
     }
 
     /** Calls {@code listener} with the item count of every batch run (for metrics). */
@@ -222,8 +256,8 @@ public final class DynamicBatcher<I, O> implements AutoCloseable {
     }
 
     /**
-     * The next batch: waits for a first item, then until the budget is full or the oldest item
-     * has waited {@code maxWait}. Null when closed and drained; empty when every taken item had
+     * The next batch: waits for a first item, then until the budget is full, or the oldest item
+     * has waited {@code maxWait}, or (with {@code waitOnlyForAnnounced}) no more items are on their way. Null when closed and drained; empty when every taken item had
      * been cancelled.
      */
     private List<Pending<I, O>> nextBatch() {
@@ -236,7 +270,7 @@ public final class DynamicBatcher<I, O> implements AutoCloseable {
                     queue.wait();
                 }
                 long deadline = queue.peekFirst().arrivedNanos() + maxWaitNanos;
-                while (!closed && budgetLeft() > 0) {
+                while (!closed && budgetLeft() > 0 && (!waitOnlyForAnnounced || announced > 0)) {
                     long left = deadline - System.nanoTime();
                     if (left <= 0) {
                         break;

@@ -20,7 +20,8 @@ import java.util.concurrent.TimeoutException;
  * A thread-safe sentence-embedding predictor for many request threads: each call tokenizes and
  * validates its texts on the caller's thread, then hands them to a {@link DynamicBatcher}, which
  * runs texts arriving together as one padding-free batch (up to {@code maxBatchTokens} tokens,
- * waiting at most {@code maxWait} for company) and answers each text individually. Native memory
+ * waiting at most {@code maxWait} for company while other calls are still tokenizing) and answers
+ * each text individually. Native memory
  * is scoped per batch. Results equal {@link Bert#embed} of the same texts within float rounding.
  *
  * <pre>{@code
@@ -38,7 +39,8 @@ public final class EmbeddingPredictor implements AutoCloseable {
 
     /**
      * @param maxBatchTokens token budget of one batch
-     * @param maxWait how long the first text of a batch may wait for others
+     * @param maxWait how long the first text of a batch may wait for others, while other calls
+     *     are still tokenizing theirs (with none on the way a batch starts at once)
      * @param maxQueued texts allowed to wait; beyond that a call fails at once with
      *     {@link DynamicBatcher.Overloaded}
      * @param timeout how long a call waits for its answer before failing with
@@ -101,9 +103,11 @@ public final class EmbeddingPredictor implements AutoCloseable {
         }
         // Pack the small-batch weights now rather than inside the first few requests.
         bert.model().prepareInference();
+        // A batch waits for company only while other calls are still tokenizing: a lone request
+        // (concurrency 1) starts at once instead of paying maxWait.
         this.batcher = new DynamicBatcher<>(
                 batch -> Arrays.asList(embedder.embedBatch(batch, pooling, false)),
-                Encoding::length, settings.maxBatchTokens(), settings.maxWait(), settings.maxQueued(),
+                Encoding::length, settings.maxBatchTokens(), settings.maxWait(), settings.maxQueued(), true,
                 "bert4j-embed-batcher");
     }
 
@@ -143,14 +147,27 @@ public final class EmbeddingPredictor implements AutoCloseable {
             throw new Bert4jException("nothing to embed: the list of texts is empty");
         }
         EmbedOptions opts = settings.truncate() ? EmbedOptions.DEFAULTS.withMaxLength(limit) : EmbedOptions.DEFAULTS;
+        if (settings.batching()) {
+            batcher.announce(); // tokenizing: a batch starting now may wait for these texts
+        }
         List<Encoding> enc;
+        List<CompletableFuture<float[]>> futures = null;
         try {
-            enc = embedder.encode(texts, opts);
-        } catch (Bert4jException e) {
-            if (e.getMessage().contains("over the model's limit")) {
-                throw new InputTooLong(e.getMessage());
+            try {
+                enc = embedder.encode(texts, opts);
+            } catch (Bert4jException e) {
+                if (e.getMessage().contains("over the model's limit")) {
+                    throw new InputTooLong(e.getMessage());
+                }
+                throw e;
             }
-            throw e;
+            if (settings.batching()) {
+                futures = batcher.submitAll(enc);
+            }
+        } finally {
+            if (settings.batching()) {
+                batcher.arrived();
+            }
         }
         int tokens = 0;
         for (Encoding e : enc) {
@@ -165,7 +182,6 @@ public final class EmbeddingPredictor implements AutoCloseable {
             }
             return new Embeddings(out, tokens);
         }
-        List<CompletableFuture<float[]>> futures = batcher.submitAll(enc);
         long deadline = System.nanoTime() + settings.timeout().toNanos();
         float[][] out = new float[texts.size()][];
         try {

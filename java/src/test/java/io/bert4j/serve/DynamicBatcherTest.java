@@ -1,6 +1,7 @@
 package io.bert4j.serve;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -166,6 +167,41 @@ class DynamicBatcherTest {
         assertEquals(2, first.get(1, TimeUnit.SECONDS));
         assertEquals(6, kept.get(1, TimeUnit.SECONDS), "close() must finish the queued items");
         assertEquals(List.of(List.of(1), List.of(3)), rec.batches);
+    }
+
+    @Test
+    void withWaitOnlyForAnnouncedALoneItemStartsAtOnceAndAnnouncedOnesAreWaitedFor() throws Exception {
+        List<Integer> sizes = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        // A wait far longer than the test: only the announcement rule can end it early.
+        try (DynamicBatcher<Integer, Integer> b = new DynamicBatcher<>(in -> {
+            sizes.add(in.size());
+            return in;
+        }, x -> 1, 32, Duration.ofSeconds(60), 100, true, "test")) {
+            long t0 = System.nanoTime();
+            assertEquals(7, b.submit(7).get(10, TimeUnit.SECONDS));
+            assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(5), "a lone item did not wait for maxWait");
+            assertEquals(List.of(1), sizes);
+
+            // One caller announced: the first item waits for it, and both run as one batch.
+            b.announce();
+            java.util.concurrent.CompletableFuture<Integer> first = b.submit(1);
+            Thread.sleep(200);
+            assertFalse(first.isDone(), "the batch started while an announced item was on its way");
+            java.util.concurrent.CompletableFuture<Integer> second = b.submit(2);
+            b.arrived();
+            assertEquals(1, first.get(10, TimeUnit.SECONDS));
+            assertEquals(2, second.get(10, TimeUnit.SECONDS));
+            assertEquals(List.of(1, 2), sizes);
+
+            // An announcement that ends without an item (the caller failed) releases the wait.
+            b.announce();
+            java.util.concurrent.CompletableFuture<Integer> third = b.submit(3);
+            Thread.sleep(100);
+            assertFalse(third.isDone());
+            b.arrived();
+            assertEquals(3, third.get(10, TimeUnit.SECONDS));
+            assertEquals(List.of(1, 2, 1), sizes);
+        }
     }
 
     @Test
