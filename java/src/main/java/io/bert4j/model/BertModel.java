@@ -194,23 +194,32 @@ public final class BertModel implements AutoCloseable {
                     q.put(pre + m, Int8Linear.of(p(pre + m + ".weight"), p(pre + m + ".bias")));
                 }
             }
-            int8 = q;
+            Tensor[][] layers = null;
             if (Kernels.int8Vnni()) {
-                Tensor[][] layers = new Tensor[config.numHiddenLayers()][];
-                for (int i = 0; i < layers.length; i++) {
-                    String pre = "encoder.layer." + i + ".";
-                    String self = pre + "attention.self.";
-                    layers[i] = new Tensor[]{
-                        Kernels.packLinearInt8(cat(p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight"))),
-                        Kernels.packLinearInt8(p(pre + "attention.output.dense.weight").contiguous()),
-                        Kernels.packLinearInt8(p(pre + "intermediate.dense.weight").contiguous()),
-                        Kernels.packLinearInt8(p(pre + "output.dense.weight").contiguous())};
-                    for (Tensor t : layers[i]) {
+                try {
+                    // Packed inside this scope (freed with it if packing fails); kept once all are made.
+                    layers = new Tensor[config.numHiddenLayers()][];
+                    for (int i = 0; i < layers.length; i++) {
+                        String pre = "encoder.layer." + i + ".";
+                        String self = pre + "attention.self.";
+                        layers[i] = new Tensor[]{
+                            Kernels.packLinearInt8(cat(p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight"))),
+                            Kernels.packLinearInt8(p(pre + "attention.output.dense.weight").contiguous()),
+                            Kernels.packLinearInt8(p(pre + "intermediate.dense.weight").contiguous()),
+                            Kernels.packLinearInt8(p(pre + "output.dense.weight").contiguous())};
+                    }
+                } catch (RuntimeException e) {
+                    q.values().forEach(Int8Linear::close); // int8 stays off
+                    throw e;
+                }
+                for (Tensor[] l : layers) {
+                    for (Tensor t : l) {
                         t.retainReference();
                     }
                 }
-                int8Layers = layers;
             }
+            int8 = q;
+            int8Layers = layers;
         }
         // int8 inference never takes the prepacked fp32 path, so packed copies (e.g. from
         // prepareInference before this call) would only hold memory; turning int8 off repacks lazily.
