@@ -169,6 +169,24 @@ public final class Kernels {
      */
     public static Tensor linearPacked(Tensor x, Tensor packed, long n, long k, Tensor biasOrNull) {
         final String op = "linearPacked";
+        long m = checkLinearArgs(op, x, n, k, biasOrNull);
+        long size = packedLinearSize(op, n, k);
+        requireFloatCpuContiguous(op, "packed", packed, "[" + size + "]");
+        if (packed.dim() != 1 || packed.size(0) != size) {
+            throw new Bert4jException(op + ": packed must be the packLinear result of an [" + n + ", " + k
+                    + "] weight: shape [" + size + "], got " + shape(packed));
+        }
+        Tensor y = linearOutput(x, n);
+        check(op, NativeKernels.bert4j_linear_packed_f32(x.data_ptr(), packed.data_ptr(),
+                biasOrNull == null ? null : biasOrNull.data_ptr(), y.data_ptr(), m, n, k, k, n));
+        return y;
+    }
+
+    /**
+     * The checks {@link #linearPacked} and {@link #linearInt8} share: n, k >= 0, x float32 CPU
+     * contiguous [..., k], bias null or float32 [n]. Returns the row count m of x.
+     */
+    private static long checkLinearArgs(String op, Tensor x, long n, long k, Tensor biasOrNull) {
         if (n < 0 || k < 0) {
             throw new Bert4jException(op + ": n and k must be >= 0, got n=" + n + " k=" + k);
         }
@@ -177,29 +195,27 @@ public final class Kernels {
             throw new Bert4jException(op + ": x must have shape [..., " + k + "] (k = in_features), got "
                     + shape(x));
         }
-        long size = packedLinearSize(op, n, k);
-        requireFloatCpuContiguous(op, "packed", packed, "[" + size + "]");
-        if (packed.dim() != 1 || packed.size(0) != size) {
-            throw new Bert4jException(op + ": packed must be the packLinear result of an [" + n + ", " + k
-                    + "] weight: shape [" + size + "], got " + shape(packed));
-        }
         if (biasOrNull != null) {
             requireFloatCpuContiguous(op, "bias", biasOrNull, "[" + n + "]");
             if (biasOrNull.dim() != 1 || biasOrNull.size(0) != n) {
                 throw new Bert4jException(op + ": bias must have shape [" + n + "], got " + shape(biasOrNull));
             }
         }
-        long[] outShape = new long[(int) x.dim()];
         long m = 1;
         for (int d = 0; d < x.dim() - 1; d++) {
-            outShape[d] = x.size(d);
             m *= x.size(d);
         }
+        return m;
+    }
+
+    /** A new float32 tensor shaped like x with its last dimension n. */
+    private static Tensor linearOutput(Tensor x, long n) {
+        long[] outShape = new long[(int) x.dim()];
+        for (int d = 0; d < x.dim() - 1; d++) {
+            outShape[d] = x.size(d);
+        }
         outShape[outShape.length - 1] = n;
-        Tensor y = torch.empty(outShape, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
-        check(op, NativeKernels.bert4j_linear_packed_f32(x.data_ptr(), packed.data_ptr(),
-                biasOrNull == null ? null : biasOrNull.data_ptr(), y.data_ptr(), m, n, k, k, n));
-        return y;
+        return torch.empty(outShape, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
     }
 
     /**
@@ -262,28 +278,9 @@ public final class Kernels {
      */
     public static Tensor linearInt8(Tensor x, Tensor packed, long n, long k, Tensor biasOrNull) {
         final String op = "linearInt8";
-        if (n < 0 || k < 0) {
-            throw new Bert4jException(op + ": n and k must be >= 0, got n=" + n + " k=" + k);
-        }
-        requireFloatCpuContiguous(op, "x", x, "[..., " + k + "]");
-        if (x.dim() < 1 || x.size(x.dim() - 1) != k) {
-            throw new Bert4jException(op + ": x must have shape [..., " + k + "] (k = in_features), got " + shape(x));
-        }
+        long m = checkLinearArgs(op, x, n, k, biasOrNull);
         requireInt8Pack(op, "packed", packed, n, k);
-        if (biasOrNull != null) {
-            requireFloatCpuContiguous(op, "bias", biasOrNull, "[" + n + "]");
-            if (biasOrNull.dim() != 1 || biasOrNull.size(0) != n) {
-                throw new Bert4jException(op + ": bias must have shape [" + n + "], got " + shape(biasOrNull));
-            }
-        }
-        long[] outShape = new long[(int) x.dim()];
-        long m = 1;
-        for (int d = 0; d < x.dim() - 1; d++) {
-            outShape[d] = x.size(d);
-            m *= x.size(d);
-        }
-        outShape[outShape.length - 1] = n;
-        Tensor y = torch.empty(outShape, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        Tensor y = linearOutput(x, n);
         check(op, NativeKernels.bert4j_linear_int8_f32(x.data_ptr(), packed.data_ptr(),
                 biasOrNull == null ? null : biasOrNull.data_ptr(), y.data_ptr(), m, n, k, k, n));
         return y;
@@ -342,25 +339,24 @@ public final class Kernels {
             throw new Bert4jException(op + ": expected " + NativeKernels.BERT4J_LAYER_NUM_WEIGHTS + " weight tensors, got "
                     + (weights == null ? "null" : weights.length));
         }
-        // The four linear weights: {index, n, k}.
-        long[][] linears = {{0, 3 * hidden, hidden}, {2, hidden, hidden}, {6, intermediate, hidden}, {8, hidden, intermediate}};
-        long[] expected = {
-            int8 ? 0 : packedLinearSize(op, 3 * hidden, hidden), 3 * hidden,
-            int8 ? 0 : packedLinearSize(op, hidden, hidden), hidden, hidden, hidden,
-            int8 ? 0 : packedLinearSize(op, intermediate, hidden), intermediate,
-            int8 ? 0 : packedLinearSize(op, hidden, intermediate), hidden, hidden, hidden};
-        for (long[] l : linears) {
-            if (int8) {
-                requireInt8Pack(op, "weights[" + l[0] + "]", weights[(int) l[0]], l[1], l[2]);
-            }
-        }
+        // Index -> {n, k} of the four linear weights; the other eight are fp32 vectors of hidden
+        // (or 3 hidden, intermediate for the QKV and intermediate biases) elements.
+        long[][] linear = new long[weights.length][];
+        linear[0] = new long[]{3 * hidden, hidden};
+        linear[2] = new long[]{hidden, hidden};
+        linear[6] = new long[]{intermediate, hidden};
+        linear[8] = new long[]{hidden, intermediate};
+        long[] vector = {0, 3 * hidden, 0, hidden, hidden, hidden, 0, intermediate, 0, hidden, hidden, hidden};
         for (int i = 0; i < weights.length; i++) {
-            if (int8 && (i == 0 || i == 2 || i == 6 || i == 8)) {
+            String name = "weights[" + i + "]";
+            if (linear[i] != null && int8) {
+                requireInt8Pack(op, name, weights[i], linear[i][0], linear[i][1]);
                 continue;
             }
-            requireFloatCpuContiguous(op, "weights[" + i + "]", weights[i], "[" + expected[i] + "]");
-            if (weights[i].numel() != expected[i]) {
-                throw new Bert4jException(op + ": weights[" + i + "] must have " + expected[i] + " elements, got "
+            long expected = linear[i] != null ? packedLinearSize(op, linear[i][0], linear[i][1]) : vector[i];
+            requireFloatCpuContiguous(op, name, weights[i], "[" + expected + "]");
+            if (weights[i].numel() != expected) {
+                throw new Bert4jException(op + ": " + name + " must have " + expected + " elements, got "
                         + shape(weights[i]));
             }
         }

@@ -731,8 +731,9 @@ public final class BertModel implements AutoCloseable {
         Tensor[][] q8 = int8 != null ? int8Layers : null;
         for (int i = 0; i < config.numHiddenLayers(); i++) {
             if (q8 != null) {
-                Kernels.encoderLayerInt8(h, nativeLayerWeightsInt8(i, q8[i]), heads, inter, config.layerNormEps(), tanh,
-                        cuSeqlens, numSeqs, maxSeqlen, batch, seq, mask, workspace);
+                Tensor qkvBias = qkvWeights(i, "encoder.layer." + i + ".attention.self.")[1];
+                Kernels.encoderLayerInt8(h, nativeLayerWeights(i, qkvBias, q8[i]), heads, inter, config.layerNormEps(),
+                        tanh, cuSeqlens, numSeqs, maxSeqlen, batch, seq, mask, workspace);
             } else {
                 Kernels.encoderLayer(h, nativeLayerWeights(i), heads, inter, config.layerNormEps(), tanh,
                         cuSeqlens, numSeqs, maxSeqlen, batch, seq, mask, workspace);
@@ -749,25 +750,24 @@ public final class BertModel implements AutoCloseable {
         Tensor ao = p(pre + "attention.output.dense.weight");
         Tensor in = p(pre + "intermediate.dense.weight");
         Tensor out = p(pre + "output.dense.weight");
-        return new Tensor[]{
-            packed(self + "qkv", qkv[0], qkvSources(self)), qkv[1],
-            packed(pre + "attention.output.dense", ao, ao), p(pre + "attention.output.dense.bias"),
-            p(pre + "attention.output.LayerNorm.weight"), p(pre + "attention.output.LayerNorm.bias"),
-            packed(pre + "intermediate.dense", in, in), p(pre + "intermediate.dense.bias"),
-            packed(pre + "output.dense", out, out), p(pre + "output.dense.bias"),
-            p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias")};
+        return nativeLayerWeights(i, qkv[1], new Tensor[]{
+            packed(self + "qkv", qkv[0], qkvSources(self)), packed(pre + "attention.output.dense", ao, ao),
+            packed(pre + "intermediate.dense", in, in), packed(pre + "output.dense", out, out)});
     }
 
-    /** Layer i's parameters in {@code BERT4J_LAYER_*} order with the int8 packs {@code q8} as its linear weights. */
-    private Tensor[] nativeLayerWeightsInt8(int i, Tensor[] q8) {
+    /**
+     * Layer i's parameters in {@code BERT4J_LAYER_*} order with {@code linears} (packed QKV,
+     * attention output, intermediate, output weights: fp32 or int8 packs) as its linear weights
+     * and {@code qkvBias} the stacked QKV bias.
+     */
+    private Tensor[] nativeLayerWeights(int i, Tensor qkvBias, Tensor[] linears) {
         String pre = "encoder.layer." + i + ".";
-        String self = pre + "attention.self.";
         return new Tensor[]{
-            q8[0], qkvWeights(i, self)[1],
-            q8[1], p(pre + "attention.output.dense.bias"),
+            linears[0], qkvBias,
+            linears[1], p(pre + "attention.output.dense.bias"),
             p(pre + "attention.output.LayerNorm.weight"), p(pre + "attention.output.LayerNorm.bias"),
-            q8[2], p(pre + "intermediate.dense.bias"),
-            q8[3], p(pre + "output.dense.bias"),
+            linears[2], p(pre + "intermediate.dense.bias"),
+            linears[3], p(pre + "output.dense.bias"),
             p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias")};
     }
 
