@@ -3,7 +3,8 @@
 # 2 quiet cores. Builds the benchmarks module (and the library it needs) unless --no-build, then
 # runs io.bert4j.bench.Compare from the module classpath. Every other argument goes to Compare:
 #   --threads N (default 2)  --warmup W  --iters N  --cases abcde  --batches K (default 8)
-#   --rss-rounds R (default 3)  --gap-ms G (idle ms before each timed call, default 10)  --out FILE
+#   --rss-rounds R (default 3)  --gap-ms G (minimum idle ms before each timed call, default 10;
+#   then until the process's other threads are quiet)  --out FILE
 # Smoke run: --iters 2 --warmup 1 --batches 1 --rss-rounds 1
 # The build's bert4j.cuda default (AUTO) compiles the CUDA kernels wherever nvcc is installed; this
 # harness needs only the CPU ones: MVN_FLAGS="-o -Dbert4j.cuda=OFF" skips those minutes.

@@ -203,12 +203,14 @@ public final class Compare {
     }
 
     /**
-     * Idle time before each timed call, ms (--gap-ms, default 10): long enough for the previous
-     * call's worker threads (ONNX Runtime's spin, libgomp's) to go quiet, so no implementation
-     * is timed while another runtime's threads still hold the cores; a service's requests also
-     * arrive with gaps. 0 runs the calls back to back.
+     * Minimum idle time before each timed call, ms (--gap-ms, default 10), after which the
+     * harness also waits until the process's other threads are quiet ({@link Quiet}): no
+     * implementation is timed while another runtime's workers (ONNX Runtime's spin, 5-30 ms
+     * after each run on 2 cores) still hold the cores; a service's requests also arrive with
+     * gaps. 0 runs the calls back to back.
      */
     private static int gapMs = 10;
+    private static final Quiet QUIET = new Quiet();
 
     /** Warm-up rounds, then timed rounds with the order of the implementations rotating each round. */
     private static Map<String, double[]> time(Case c) {
@@ -222,12 +224,7 @@ public final class Compare {
             for (int k = 0; k < impls.size(); k++) {
                 Impl impl = impls.get((r + k) % impls.size());
                 if (gapMs > 0) {
-                    try {
-                        Thread.sleep(gapMs);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw new IllegalStateException("interrupted", e);
-                    }
+                    QUIET.await(gapMs);
                 }
                 long s = System.nanoTime();
                 impl.op.run();
@@ -380,7 +377,9 @@ public final class Compare {
         sb.append("- arguments: `").append(String.join(" ", args)).append("`; whole run ")
                 .append(String.format(Locale.ROOT, "%.0f s", totalS)).append(" (model loads included)\n\n");
         sb.append("Per case: ms per call, median and p90 over the timed rounds (implementations alternate, order rotating "
-                + "each round, " + gapMs + " ms idle before each call so no runtime's worker threads are still spinning). **Ratio = reference median / implementation median: > 1 means faster than the "
+                + "each round; before each call at least " + gapMs + " ms idle, then until the other threads of the process "
+                + "used < 10% of a core for " + Quiet.WINDOW_MS + " ms, so no runtime's worker threads are still spinning: "
+                + QUIET.summary() + "). **Ratio = reference median / implementation median: > 1 means faster than the "
                 + "reference.** \"paired\" = median and p10–p90 of the per-round ratios.\n");
         sb.append("\nSummary, reference median / bert4j median (> 1: bert4j faster):\n\n");
         for (Case c : list) {
