@@ -211,10 +211,11 @@ void linear_packed_launch(const float* x, const float* packed, const float* bias
     // Column units outermost: consecutive tasks reuse a weight panel (up to 32 x 1536 floats,
     // L2-resident) across row blocks, and the threads split the weight (the bigger operand at
     // these row counts) instead of each streaming all of it. Chunks of consecutive tasks are
-    // handed out dynamically (~8 per thread): on a shared host one vCPU is often slower than
-    // the other for a while, and a static split would wait for the slow half.
-    const int64_t chunk = std::max<int64_t>(1, tasks / (int64_t{8} * threads));
-#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (threads > 1)
+    // handed out dynamically, shrinking towards the end (guided, linear_min_chunk): on a shared
+    // host one vCPU is often slower than the other for a while, and a static split would wait
+    // for the slow half.
+    const int64_t chunk = linear_min_chunk(row_blocks);
+#pragma omp parallel for num_threads(threads) schedule(guided, chunk) if (threads > 1)
     for (int64_t t = 0; t < tasks; ++t) {
         const int64_t cu = t / row_blocks, rb = t % row_blocks;
         const int64_t r0 = rb * MR, c0 = cu * cw;

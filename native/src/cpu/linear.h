@@ -21,6 +21,16 @@ inline int64_t linear_packed_floats(int64_t n, int64_t k) {
     return (n + kLinearPanel - 1) / kLinearPanel * kLinearPanel * k;
 }
 
+// Smallest number of consecutive tiles a GEMM thread takes at once (the launchers hand tiles
+// out with OpenMP's guided schedule: big chunks first, shrinking to this at the end). Tiles are
+// ordered panel by panel, so consecutive ones share a weight panel; near the end, chunks of a
+// few tiles (a few microseconds each) keep the two threads finishing together. A fixed chunk of
+// 1/16 of the work (the earlier schedule) left up to one chunk of imbalance at the end: guided
+// measured 3-4.5% faster on six MiniLM layers at 1x128 and 1-2% at 618 packed tokens, 2 threads.
+inline int64_t linear_min_chunk(int64_t row_blocks) {
+    return row_blocks < 4 ? (row_blocks < 1 ? 1 : row_blocks) : 4;
+}
+
 // Packs w [n, k] (row stride w_row_stride) into `packed`. No argument checks.
 void linear_pack(const float* w, int64_t n, int64_t k, int64_t w_row_stride, float* packed);
 

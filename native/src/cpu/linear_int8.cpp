@@ -14,6 +14,7 @@
 // bytes), the launcher, the checked C entry points.
 
 #include "linear_int8.h"
+#include "linear.h"  // linear_min_chunk
 
 #include <algorithm>
 #include <cmath>
@@ -299,9 +300,9 @@ void linear_int8_launch(const float* x, const uint8_t* packed, const float* bias
     const int64_t row_blocks = (m + kMr - 1) / kMr;
     const int64_t tasks = panels * row_blocks;
     const int threads = static_cast<int>(std::min<int64_t>({max_threads, tasks, by_work}));
-    const int64_t chunk = std::max<int64_t>(1, tasks / (int64_t{8} * threads));
-    // Panels outermost and dynamic chunks, as the fp32 kernel (linear.cpp).
-#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk) if (threads > 1)
+    const int64_t chunk = linear_min_chunk(row_blocks);
+    // Panels outermost and guided chunks, as the fp32 kernel (linear.cpp).
+#pragma omp parallel for num_threads(threads) schedule(guided, chunk) if (threads > 1)
     for (int64_t t = 0; t < tasks; ++t) {
         const int64_t p = t / row_blocks, rb = t % row_blocks;
         const int64_t r0 = rb * kMr, c0 = p * NP;
