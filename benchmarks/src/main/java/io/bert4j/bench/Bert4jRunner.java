@@ -21,8 +21,14 @@ public final class Bert4jRunner {
         return Integer.getInteger("bench.threads", 2);
     }
 
-    /** libtorch intra-op threads and bert4j's own CPU kernels get the same count as ORT. */
+    /**
+     * libtorch intra-op threads and bert4j's own CPU kernels get the same count as ORT. Applies
+     * bert4j's native settings first: {@code torch.set_num_threads} loads libtorch, and the
+     * OpenMP wait policy and OpenBLAS thread timeout only take effect if set before that (a JMH
+     * fork that started here ran with libgomp's spinning default and OpenBLAS's ~0.1 s busy-wait).
+     */
     public static void setThreads(int n) {
+        io.bert4j.NativeSetup.ensure();
         torch.set_num_threads(n);
         Kernels.setNumThreads(n);
     }
