@@ -1,0 +1,90 @@
+package io.bert4j.kernels;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.openblas.global.openblas_nolapack;
+
+/**
+ * Holds OpenBLAS at one thread while libtorch CPU code that calls BLAS from its own OpenMP
+ * workers runs.
+ *
+ * <p>libtorch's CPU {@code scaled_dot_product_attention} (its flash-attention kernel) runs
+ * blocks of queries in an {@code at::parallel_for} and multiplies each block with a BLAS sgemm.
+ * The OpenBLAS that the JavaCPP presets ship is the pthreads build: each of those calls splits
+ * itself over OpenBLAS's own worker pool, so two OpenMP threads calling at once queue on the same
+ * workers and spin-wait for each other (OpenBLAS warns about exactly this case: "Detect OpenMP
+ * Loop and this application may hang"). Measured on 2 cores, [8, 12, 512, 32] attention: 1.0–2.8
+ * s per call with OpenBLAS at 2 threads, 47–49 ms at 1 thread; a MiniLM forward at 8 × 512 with
+ * {@link KernelMode#TORCH} took 13.6–16.9 s. With one OpenBLAS thread, the parallelism is
+ * libtorch's own (the blocks), as the kernel intends.
+ *
+ * <p>The scope is reference-counted across threads: the first holder saves OpenBLAS's thread
+ * count and sets 1, the last one restores it. Meanwhile other BLAS calls in the process (a
+ * linear layer on another thread) also run on one OpenBLAS thread: slower, never wrong. A no-op
+ * when the BLAS that libtorch loaded is not OpenBLAS.
+ */
+public final class BlasThreads {
+    private static final Object LOCK = new Object();
+    private static final boolean OPENBLAS = detect();
+    private static int holders;
+    private static int saved;
+
+    private BlasThreads() {
+    }
+
+    /** Whether the process's BLAS is OpenBLAS (the scope does something). */
+    public static boolean openBlas() {
+        return OPENBLAS;
+    }
+
+    /** OpenBLAS's current thread count, or -1 when the BLAS is not OpenBLAS. */
+    public static int current() {
+        return OPENBLAS ? openblas_nolapack.blas_get_num_threads() : -1;
+    }
+
+    /** Enters a single-threaded OpenBLAS scope; close it in a finally (try-with-resources). */
+    public static Scope singleThreaded() {
+        if (OPENBLAS) {
+            synchronized (LOCK) {
+                if (holders++ == 0) {
+                    saved = openblas_nolapack.blas_get_num_threads();
+                    if (saved != 1) {
+                        openblas_nolapack.blas_set_num_threads(1);
+                    }
+                }
+            }
+        }
+        return new Scope();
+    }
+
+    /** One holder of the single-threaded state; closing it twice is harmless. */
+    public static final class Scope implements AutoCloseable {
+        private boolean open = true;
+
+        private Scope() {
+        }
+
+        @Override
+        public void close() {
+            if (!open || !OPENBLAS) {
+                open = false;
+                return;
+            }
+            open = false;
+            synchronized (LOCK) {
+                if (--holders == 0 && saved != 1) {
+                    openblas_nolapack.blas_set_num_threads(saved);
+                }
+            }
+        }
+    }
+
+    private static boolean detect() {
+        try {
+            Loader.load(openblas_nolapack.class);
+            return Loader.addressof("openblas_set_num_threads") != null
+                    && Loader.addressof("openblas_get_num_threads") != null;
+        } catch (Throwable e) {
+            return false;
+        }
+    }
+}
