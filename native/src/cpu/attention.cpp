@@ -612,14 +612,30 @@ int clamp_threads(int max_threads, int64_t items) {
     return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads, items)));
 }
 
+// Forward work of one item in multiply-add equivalents: Q Kᵀ and P V over its rows and keys,
+// plus a fixed cost for what every item does whatever its size (resolving strides, packing
+// Kᵀ/V, the row softmax bookkeeping: ~1 us on these machines).
+constexpr int64_t kFwdItemOverheadMacs = 50'000;
+// Below about this much work per thread a fork/join (~10-20 us with parked threads) costs more
+// than the second thread saves: one 7-token sentence (12 items) ran 0.025 ms on 2 threads vs
+// 0.015 ms on 1.
+constexpr int64_t kFwdMinMacsPerThread = int64_t{1} << 20;
+
 template <class Ops>
 void forward_impl(const AttentionArgs& a, int max_threads) {
     std::vector<FwdItem> items;
+    int64_t work = 0;
     for (int64_t u = 0; u < units_of(a); ++u)
         for (int64_t h = 0; h < a.heads; ++h)
-            for (int64_t i0 = 0; i0 < rows_of(a, u); i0 += kFwdBr)
-                items.push_back({u, h, i0, std::min(kFwdBr, rows_of(a, u) - i0)});
-    const int threads = clamp_threads(max_threads, static_cast<int64_t>(items.size()));
+            for (int64_t i0 = 0; i0 < rows_of(a, u); i0 += kFwdBr) {
+                const int64_t rows = std::min(kFwdBr, rows_of(a, u) - i0);
+                items.push_back({u, h, i0, rows});
+                const int64_t keys = a.cu_seqlens ? rows_of(a, u) : a.seq_k;
+                work += rows * keys * 2 * a.head_dim + kFwdItemOverheadMacs;
+            }
+    const int threads = clamp_threads(
+        static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, work / kFwdMinMacsPerThread))),
+        static_cast<int64_t>(items.size()));
     const int64_t D = a.head_dim, Dp = round8(D);
     const int64_t max_k = a.seq_k;  // dense: seq_k; varlen: max_seqlen
     const int64_t tiles = (max_k + kFwdBc - 1) / kFwdBc;
