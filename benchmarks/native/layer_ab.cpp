@@ -17,6 +17,7 @@
 #include <random>
 #include <algorithm>
 #include <cstdint>
+#include <new>
 typedef int (*PackFn)(const float*, int64_t, int64_t, int64_t, float*);
 typedef int (*SizeFn)(int64_t, int64_t, int64_t*);
 typedef int (*LayerFn)(float*, const float* const*, float*, int64_t, int64_t, int64_t, int64_t, float, int, const int32_t*, int64_t, int64_t, int64_t, int64_t, const float*);
@@ -28,7 +29,20 @@ Lib load(const char* p) { void* h = dlopen(p, RTLD_NOW | RTLD_LOCAL); if (!h) { 
   l.pack=(PackFn)dlsym(h,"bert4j_linear_pack_f32"); l.size=(SizeFn)dlsym(h,"bert4j_linear_packed_size_f32"); l.layer=(LayerFn)dlsym(h,"bert4j_encoder_layer_forward_f32"); l.thr=(ThrFn)dlsym(h,"bert4j_set_num_threads"); l.pack8=(Pack8Fn)dlsym(h,"bert4j_linear_int8_pack"); l.size8=(SizeFn)dlsym(h,"bert4j_linear_int8_packed_size"); l.layer8=(Layer8Fn)dlsym(h,"bert4j_encoder_layer_int8_forward_f32"); return l; }
 double now(){return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();}
 const int64_t H=384, NH=12, I=1536;
-struct Layer { std::vector<float> w[12]; };
+// 64-byte aligned like the JVM's buffers (libtorch's CPU allocator): with malloc's 16-byte
+// alignment every 64-byte weight load of the GEMM tile straddles two cache lines, which changed
+// single-thread GEMM rates by up to ~1.5x in isolation and would skew the A/B.
+template <class T> struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U> Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64); if (!p) throw std::bad_alloc(); return static_cast<T*>(p); }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U> bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U> bool operator!=(const Aligned64<U>&) const { return false; }
+};
+using Buf = std::vector<float, Aligned64<float>>;
+struct Layer { Buf w[12]; };
 int main(int argc, char** argv) {
   Lib a = load(argv[1]), b = load(argv[2]);
   const char* mode = argv[3]; int iters = atoi(argv[4]); int threads = argc > 5 ? atoi(argv[5]) : 2; bool int8b = argc > 6 && !strcmp(argv[6], "int8");
@@ -46,11 +60,11 @@ int main(int argc, char** argv) {
       LA[l].w[wi[j]].resize(fl); a.pack(w.data(),n,k,k,LA[l].w[wi[j]].data()); if (int8b) { int64_t by; b.size8(n,k,&by); LB[l].w[wi[j]].resize(by/4+16); b.pack8(w.data(),n,k,k,(uint8_t*)LB[l].w[wi[j]].data()); }
       else { LB[l].w[wi[j]].resize(fl); b.pack(w.data(),n,k,k,LB[l].w[wi[j]].data()); } }
     int64_t vec[8][2] = {{1,3*H},{3,H},{4,H},{5,H},{7,I},{9,H},{10,H},{11,H}};
-    for (auto& v: vec) { std::vector<float> x(v[1]); for(auto&y:x) y = (v[0]==4||v[0]==10) ? 1.f+nd(rng) : nd(rng); LA[l].w[v[0]]=x; LB[l].w[v[0]]=x; }
+    for (auto& v: vec) { Buf x(v[1]); for(auto&y:x) y = (v[0]==4||v[0]==10) ? 1.f+nd(rng) : nd(rng); LA[l].w[v[0]]=x; LB[l].w[v[0]]=x; }
   }
-  std::vector<float> h0(rows*H); for(auto&x:h0)x=nd(rng)*20;
-  std::vector<float> ha(h0), hb(h0), ws((rows*(5*H+I))+64), mask(std::max<int64_t>(seq,1), 0.f);
-  auto run = [&](Lib& L, std::vector<Layer>& W, std::vector<float>& h) {
+  Buf h0(rows*H); for(auto&x:h0)x=nd(rng)*20;
+  Buf ha(h0), hb(h0), ws((rows*(5*H+I))+64), mask(std::max<int64_t>(seq,1), 0.f);
+  auto run = [&](Lib& L, std::vector<Layer>& W, Buf& h) {
     bool q8 = int8b && &L == &b;
     h = h0; double t0=now();
     for (int l=0;l<6;l++) { const float* p[12]; for(int j=0;j<12;j++) p[j]=W[l].w[j].data();
