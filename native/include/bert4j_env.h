@@ -4,11 +4,12 @@
  * libgomp reads OMP_WAIT_POLICY once, when it is loaded; Java cannot change the C environment,
  * so the Java side calls this through its own small JNI library (io.bert4j.kernels.NativeEnv),
  * which links neither libtorch nor OpenMP, before anything loads libtorch. Header-only: nothing
- * to build besides the JNI glue.
+ * to build besides the JNI glue. Also OpenBLAS's thread count, for io.bert4j.kernels.BlasThreads.
  */
 #ifndef BERT4J_ENV_H
 #define BERT4J_ENV_H
 
+#include <dlfcn.h>
 #include <stdlib.h>
 
 #ifdef __cplusplus
@@ -25,6 +26,40 @@ static inline int bert4j_setenv_default(const char* name, const char* value) {
         return 0;
     }
     return setenv(name, value, 0) == 0 ? 1 : -1;
+}
+
+/* OpenBLAS's thread count (openblas_set_num_threads / openblas_get_num_threads of the OpenBLAS
+ * library already loaded in the process, found by its soname: this never loads one). n > 0 sets
+ * the count first. Returns the count in effect, or -1 when no OpenBLAS is loaded. A few
+ * nanoseconds once resolved: bert4j calls it around every CPU attention of libtorch's (the
+ * JavaCPP presets' Java helper for the same thing looks the symbols up on every call, ~1 ms). */
+typedef void (*bert4j_blas_set_fn)(int);
+typedef int (*bert4j_blas_get_fn)(void);
+
+static inline int bert4j_openblas_threads(int n) {
+    static bert4j_blas_set_fn set_fn = NULL; /* published with release/acquire once both resolve */
+    static bert4j_blas_get_fn get_fn = NULL;
+    bert4j_blas_get_fn get = __atomic_load_n(&get_fn, __ATOMIC_ACQUIRE);
+    bert4j_blas_set_fn set = __atomic_load_n(&set_fn, __ATOMIC_ACQUIRE);
+    if (get == NULL || set == NULL) {
+        static const char* const names[] = {"libopenblas_nolapack.so.0", "libopenblas.so.0", NULL};
+        for (int i = 0; names[i] != NULL && (get == NULL || set == NULL); ++i) {
+            void* h = dlopen(names[i], RTLD_LAZY | RTLD_NOLOAD);
+            if (h == NULL) continue;
+            set = (bert4j_blas_set_fn)dlsym(h, "openblas_set_num_threads");
+            get = (bert4j_blas_get_fn)dlsym(h, "openblas_get_num_threads");
+            dlclose(h); /* drops the reference NOLOAD added; the library stays loaded */
+        }
+        if (get == NULL || set == NULL) {
+            set = (bert4j_blas_set_fn)dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+            get = (bert4j_blas_get_fn)dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+        }
+        if (get == NULL || set == NULL) return -1;
+        __atomic_store_n(&set_fn, set, __ATOMIC_RELEASE);
+        __atomic_store_n(&get_fn, get, __ATOMIC_RELEASE);
+    }
+    if (n > 0) set(n);
+    return get();
 }
 
 #ifdef __cplusplus

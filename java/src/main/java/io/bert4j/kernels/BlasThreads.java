@@ -1,8 +1,5 @@
 package io.bert4j.kernels;
 
-import org.bytedeco.javacpp.Loader;
-import org.bytedeco.openblas.global.openblas_nolapack;
-
 /**
  * Holds OpenBLAS at one thread while libtorch CPU code that calls BLAS from its own OpenMP
  * workers runs.
@@ -20,38 +17,37 @@ import org.bytedeco.openblas.global.openblas_nolapack;
  * <p>The scope is reference-counted across threads: the first holder saves OpenBLAS's thread
  * count and sets 1, the last one restores it. Meanwhile other BLAS calls in the process (a
  * linear layer on another thread) also run on one OpenBLAS thread: slower, never wrong. A no-op
- * when the BLAS that libtorch loaded is not OpenBLAS.
+ * when no OpenBLAS is loaded. The calls go straight to OpenBLAS through {@link NativeEnv} (~50 ns
+ * per scope; the presets' Java helper looks the symbols up on every call, ~1 ms).
  */
 public final class BlasThreads {
     private static final Object LOCK = new Object();
-    private static final boolean OPENBLAS = detect();
     private static int holders;
     private static int saved;
 
     private BlasThreads() {
     }
 
-    /** Whether the process's BLAS is OpenBLAS (the scope does something). */
+    /** Whether an OpenBLAS library is loaded in the process (the scope does something). */
     public static boolean openBlas() {
-        return OPENBLAS;
+        return current() > 0;
     }
 
-    /** OpenBLAS's current thread count, or -1 when the BLAS is not OpenBLAS. */
+    /** OpenBLAS's current thread count, or -1 when no OpenBLAS is loaded. */
     public static int current() {
-        return OPENBLAS ? openblas_nolapack.blas_get_num_threads() : -1;
+        return NativeEnv.bert4j_openblas_threads(0);
     }
 
     /** Enters a single-threaded OpenBLAS scope; close it in a finally (try-with-resources). */
     public static Scope singleThreaded() {
-        if (OPENBLAS) {
-            synchronized (LOCK) {
-                if (holders++ == 0) {
-                    saved = openblas_nolapack.blas_get_num_threads();
-                    if (saved != 1) {
-                        openblas_nolapack.blas_set_num_threads(1);
-                    }
+        synchronized (LOCK) {
+            if (holders == 0) {
+                saved = NativeEnv.bert4j_openblas_threads(0);
+                if (saved > 1) {
+                    NativeEnv.bert4j_openblas_threads(1);
                 }
             }
+            holders++;
         }
         return new Scope();
     }
@@ -65,26 +61,15 @@ public final class BlasThreads {
 
         @Override
         public void close() {
-            if (!open || !OPENBLAS) {
-                open = false;
+            if (!open) {
                 return;
             }
             open = false;
             synchronized (LOCK) {
-                if (--holders == 0 && saved != 1) {
-                    openblas_nolapack.blas_set_num_threads(saved);
+                if (--holders == 0 && saved > 1) {
+                    NativeEnv.bert4j_openblas_threads(saved);
                 }
             }
-        }
-    }
-
-    private static boolean detect() {
-        try {
-            Loader.load(openblas_nolapack.class);
-            return Loader.addressof("openblas_set_num_threads") != null
-                    && Loader.addressof("openblas_get_num_threads") != null;
-        } catch (Throwable e) {
-            return false;
         }
     }
 }

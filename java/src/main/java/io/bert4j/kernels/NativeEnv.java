@@ -19,4 +19,10 @@ public final class NativeEnv {
 
     /** setenv(name, value) unless name is set: 1 set, 0 kept, -1 failed. */
     public static native int bert4j_setenv_default(@Cast("const char*") String name, @Cast("const char*") String value);
+
+    /**
+     * OpenBLAS's thread count: sets it first when {@code n > 0}; returns the count in effect, or
+     * -1 when no OpenBLAS library is loaded in the process (it never loads one).
+     */
+    public static native int bert4j_openblas_threads(int n);
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.bert4j.NativeSetup;
+import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas_nolapack;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.AfterEach;
@@ -28,13 +29,19 @@ class BlasThreadsTest {
         torch.set_num_threads(2); // libtorch, and with it OpenBLAS, loaded
         assertTrue(BlasThreads.openBlas(), "the presets' BLAS is OpenBLAS: the scope must be active");
         before = BlasThreads.current();
+        // Set through the presets' own helper (which calls openblas_set_num_threads), read back
+        // through bert4j's lookup: both reach the OpenBLAS libtorch uses. (The helper's getter
+        // returns its own cached value, so it cannot serve as the read-back.)
+        Loader.load(openblas_nolapack.class);
+        openblas_nolapack.blas_set_num_threads(3);
+        assertEquals(3, BlasThreads.current());
         openblas_nolapack.blas_set_num_threads(2);
         assertEquals(2, BlasThreads.current());
     }
 
     @AfterEach
     void tearDown() {
-        openblas_nolapack.blas_set_num_threads(before);
+        NativeEnv.bert4j_openblas_threads(before);
     }
 
     @Test
