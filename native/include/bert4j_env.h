@@ -30,9 +30,9 @@ static inline int bert4j_setenv_default(const char* name, const char* value) {
 
 /* OpenBLAS's thread count (openblas_set_num_threads / openblas_get_num_threads of the OpenBLAS
  * library already loaded in the process, found by its soname: this never loads one). n > 0 sets
- * the count first. Returns the count in effect, or -1 when no OpenBLAS is loaded. A few
- * nanoseconds once resolved: bert4j calls it around every CPU attention of libtorch's (the
- * JavaCPP presets' Java helper for the same thing looks the symbols up on every call, ~1 ms). */
+ * the count first. Returns the count in effect, or -1 when no OpenBLAS is loaded. Two plain
+ * calls once resolved: bert4j calls it around every CPU attention of libtorch's (the JavaCPP
+ * presets' Java helper for the same thing looks the symbols up on every call, ~1 ms). */
 typedef void (*bert4j_blas_set_fn)(int);
 typedef int (*bert4j_blas_get_fn)(void);
 
