@@ -200,8 +200,9 @@ int main() {
                 run_case({m, nk[0], nk[1], 3, 5, 2, false}, isa, 2, false, rng);
             }
         }
-        // Odd panel / row-block tails on their own: n = 1..40 around the panel widths.
-        for (int64_t n = 1; n <= 40; ++n) run_case({13, n, 9, 1, 1, 0, n % 2 == 0}, isa, 2, false, rng);
+        // Odd panel / row-block tails on their own: n = 1..70, every width of the 64-column panel
+        // (each of the AVX-512 tile's four masked vectors, the AVX2 quarters) and past it.
+        for (int64_t n = 1; n <= 70; ++n) run_case({13, n, 9, 1, 1, 0, n % 2 == 0}, isa, 2, false, rng);
         std::printf("%s path: max |y - ref| / (sum |x w| + |b|) = %.3g (u = %.3g)\n",
                     isa_name(isa), g_max_ratio, std::ldexp(1.0, -24));
     }

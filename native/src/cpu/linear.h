@@ -10,10 +10,10 @@ namespace bert4j::cpu {
 
 // Packed weight layout (private to the library, the same for every ISA path):
 // ceil(n / kLinearPanel) panels of kLinearPanel output columns; panel p holds, for each
-// kk in [0, k) in order, the kLinearPanel weights w[p * kLinearPanel + j, kk] (j = 0..31),
+// kk in [0, k) in order, the kLinearPanel weights w[p * kLinearPanel + j, kk] (j = 0..63),
 // so a micro-kernel reads one contiguous 32-float row per step of k. Columns past n in the
 // last panel are zero. Panel p starts at p * k * kLinearPanel.
-constexpr int64_t kLinearPanel = 32;
+constexpr int64_t kLinearPanel = 64;
 
 // Floats the packed buffer of an [n, k] weight needs (no overflow checks: the entry point
 // did them).
