@@ -625,14 +625,15 @@ template <class Ops>
 void forward_impl(const AttentionArgs& a, int max_threads) {
     std::vector<FwdItem> items;
     int64_t work = 0;
-    for (int64_t u = 0; u < units_of(a); ++u)
+    for (int64_t u = 0; u < units_of(a); ++u) {
+        const int64_t lq = rows_of(a, u), keys = a.cu_seqlens ? lq : a.seq_k;
         for (int64_t h = 0; h < a.heads; ++h)
-            for (int64_t i0 = 0; i0 < rows_of(a, u); i0 += kFwdBr) {
-                const int64_t rows = std::min(kFwdBr, rows_of(a, u) - i0);
+            for (int64_t i0 = 0; i0 < lq; i0 += kFwdBr) {
+                const int64_t rows = std::min(kFwdBr, lq - i0);
                 items.push_back({u, h, i0, rows});
-                const int64_t keys = a.cu_seqlens ? rows_of(a, u) : a.seq_k;
                 work += rows * keys * 2 * a.head_dim + kFwdItemOverheadMacs;
             }
+    }
     const int threads = clamp_threads(
         static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, work / kFwdMinMacsPerThread))),
         static_cast<int64_t>(items.size()));
