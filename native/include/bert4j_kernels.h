@@ -157,6 +157,27 @@ BERT4J_API int bert4j_linear_int8_f32(const float* x, const uint8_t* packed, con
                                       float* y, int64_t m, int64_t n, int64_t k,
                                       int64_t x_row_stride, int64_t y_row_stride);
 
+/* ---- bf16 linear layer, inference (CPU, AMX) ----------------------------------------------
+ * y = bf16(x) . bf16(w)^T + bias: both operands rounded to bf16 (to nearest, ties to even),
+ * the products (exact in fp32) summed in fp32, then the bias added. The order of the additions
+ * is AMX's own (not kk = 0 .. k-1), so results are not bitwise those of a sequential sum.
+ * On CPUs with AMX-BF16 (bert4j_linear_bf16_amx() == 1: the CPU has it and the OS granted this
+ * process the tile state, requested at the first call) the sums run on AMX tiles, which read
+ * denormal operands as zero and flush denormal sums to zero; elsewhere a scalar path computes
+ * the same sums (correct but slow: meant for tests, not for use). Setting BERT4J_CPU_ISA (to
+ * any value) turns AMX off. packed_size: *elements (bf16, 2 bytes each) the packed buffer of an
+ * [n, k] weight needs (0 when n or k is 0). pack: w [n, k] (row stride >= k) into `packed` (no
+ * alignment requirement). linear_bf16: x [m, k] (row stride >= k), y [m, n] (row stride >= n),
+ * bias [n] or NULL; y must not overlap the inputs. Uses up to bert4j_set_num_threads() threads
+ * and a per-thread bf16 copy of x (kept for reuse). */
+BERT4J_API int bert4j_linear_bf16_amx(void);
+BERT4J_API int bert4j_linear_bf16_packed_size(int64_t n, int64_t k, int64_t* elements);
+BERT4J_API int bert4j_linear_bf16_pack(const float* w, int64_t n, int64_t k, int64_t w_row_stride,
+                                       uint16_t* packed);
+BERT4J_API int bert4j_linear_bf16_f32(const float* x, const uint16_t* packed, const float* bias,
+                                      float* y, int64_t m, int64_t n, int64_t k,
+                                      int64_t x_row_stride, int64_t y_row_stride);
+
 /* ---- Dropout randomness ------------------------------------------------------------------
  * Counter-based, so a backward pass regenerates the forward's mask from (seed, offset) instead
  * of storing it, identically on CPU and CUDA. Element idx is kept iff
@@ -212,6 +233,17 @@ BERT4J_API int bert4j_encoder_layer_forward_f32(float* h, const float* const* we
  * BERT4J_LAYER_*_WEIGHT entries are buffers packed by bert4j_linear_int8_pack (same n, k as
  * above), the others fp32 vectors as above. */
 BERT4J_API int bert4j_encoder_layer_int8_forward_f32(float* h, const void* const* weights,
+                                                     float* workspace, int64_t rows, int64_t hidden,
+                                                     int64_t heads, int64_t intermediate,
+                                                     float layer_norm_eps, int approximate,
+                                                     const int32_t* cu_seqlens, int64_t num_seqs,
+                                                     int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                     const float* mask);
+
+/* The same layer with the four linear layers in bf16 (bert4j_linear_bf16_f32): weights'
+ * BERT4J_LAYER_*_WEIGHT entries are buffers packed by bert4j_linear_bf16_pack (same n, k as
+ * above), the others fp32 vectors as above. Everything outside the four GEMMs stays fp32. */
+BERT4J_API int bert4j_encoder_layer_bf16_forward_f32(float* h, const void* const* weights,
                                                      float* workspace, int64_t rows, int64_t hidden,
                                                      int64_t heads, int64_t intermediate,
                                                      float layer_norm_eps, int approximate,

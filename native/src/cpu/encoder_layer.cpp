@@ -22,6 +22,7 @@
 #include "bert4j_kernels.h"
 #include "linear.h"
 #include "linear_int8.h"
+#include "linear_bf16.h"
 #include "../common/status.h"
 
 namespace bert4j::cpu {
@@ -150,22 +151,33 @@ int64_t encoder_layer_workspace_floats(int64_t rows, int64_t hidden, int64_t int
     return rows * (5 * hidden + intermediate);
 }
 
-// w: the BERT4J_LAYER_* pointers; the four linear weights are fp32 packs (linear_pack) or, with
-// int8, int8 packs (linear_int8_pack); the rest fp32 vectors.
+// The precision of the four linear layers and the packing their weights come in.
+enum class LinearKind { F32, Int8, Bf16 };
+
+// w: the BERT4J_LAYER_* pointers; the four linear weights are fp32 packs (linear_pack), int8
+// packs (linear_int8_pack) or bf16 packs (linear_bf16_pack) as `kind` says; the rest fp32
+// vectors.
 void encoder_layer_forward(float* h, const void* const* wv, float* ws, int64_t rows,
                            int64_t hidden, int64_t heads, int64_t intermediate, float eps,
                            int approximate, const int32_t* cu_seqlens, int64_t num_seqs,
                            int64_t max_seqlen, int64_t batch, int64_t seq, const float* mask,
-                           bool int8, Isa isa, int threads) {
+                           LinearKind kind, Isa isa, int threads) {
     const int64_t H = hidden, I = intermediate, D = hidden / heads;
     const float* const* w = reinterpret_cast<const float* const*>(wv);
     // y[rows, n] = x[rows, k] . W^T + b for the linear weight wi and the bias bi (or none).
     const auto linear = [&](const float* x, int wi, int bi, float* y, int64_t n, int64_t k) {
         const float* b = bi < 0 ? nullptr : w[bi];
-        if (int8)
-            linear_int8_launch(x, static_cast<const uint8_t*>(wv[wi]), b, y, rows, n, k, k, n, isa, threads);
-        else
-            linear_packed_launch(x, w[wi], b, y, rows, n, k, k, n, isa, threads);
+        switch (kind) {
+            case LinearKind::Int8:
+                linear_int8_launch(x, static_cast<const uint8_t*>(wv[wi]), b, y, rows, n, k, k, n, isa, threads);
+                break;
+            case LinearKind::Bf16:
+                linear_bf16_launch(x, static_cast<const uint16_t*>(wv[wi]), b, y, rows, n, k, k, n, true, threads);
+                break;
+            case LinearKind::F32:
+                linear_packed_launch(x, w[wi], b, y, rows, n, k, k, n, isa, threads);
+                break;
+        }
     };
     float* qkv = ws;
     float* ctx = qkv + rows * 3 * H;
@@ -277,7 +289,7 @@ extern "C" int bert4j_encoder_layer_workspace_f32(int64_t rows, int64_t hidden, 
 
 namespace {
 
-int layer_forward_checked(const char* op, bool int8, float* h, const void* const* weights,
+int layer_forward_checked(const char* op, bert4j::cpu::LinearKind kind, float* h, const void* const* weights,
                           float* workspace, int64_t rows, int64_t hidden, int64_t heads,
                           int64_t intermediate, float layer_norm_eps, int approximate,
                           const int32_t* cu_seqlens, int64_t num_seqs, int64_t max_seqlen,
@@ -325,12 +337,12 @@ int layer_forward_checked(const char* op, bool int8, float* h, const void* const
         for (int i = 0; i < BERT4J_LAYER_NUM_WEIGHTS; ++i)
             if (weights[i] == nullptr)
                 return fail(BERT4J_ERR_NULL_POINTER, "%s: weights[%d] (%s) is NULL", op, i, weight_name(i));
-        if (int8 && intermediate > cpu::kInt8MaxK)
+        if (kind == cpu::LinearKind::Int8 && intermediate > cpu::kInt8MaxK)
             return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: intermediate must be <= %lld for int8, got %lld", op,
                         ll(cpu::kInt8MaxK), ll(intermediate));
         cpu::encoder_layer_forward(h, weights, workspace, rows, hidden, heads, intermediate,
                                    layer_norm_eps, approximate, cu_seqlens, num_seqs, max_seqlen,
-                                   batch, seq, mask, int8, cpu::best_isa(), detail::num_threads());
+                                   batch, seq, mask, kind, cpu::best_isa(), detail::num_threads());
         return detail::ok();
     } catch (const std::exception& e) {
         return fail(BERT4J_ERR_INTERNAL, "%s: %s", op, e.what());
@@ -348,7 +360,7 @@ extern "C" int bert4j_encoder_layer_forward_f32(float* h, const float* const* we
                                                 const int32_t* cu_seqlens, int64_t num_seqs,
                                                 int64_t max_seqlen, int64_t batch, int64_t seq,
                                                 const float* mask) {
-    return layer_forward_checked("bert4j_encoder_layer_forward_f32", false, h,
+    return layer_forward_checked("bert4j_encoder_layer_forward_f32", bert4j::cpu::LinearKind::F32, h,
                                  reinterpret_cast<const void* const*>(weights), workspace, rows, hidden,
                                  heads, intermediate, layer_norm_eps, approximate, cu_seqlens, num_seqs,
                                  max_seqlen, batch, seq, mask);
@@ -361,7 +373,19 @@ extern "C" int bert4j_encoder_layer_int8_forward_f32(float* h, const void* const
                                                      const int32_t* cu_seqlens, int64_t num_seqs,
                                                      int64_t max_seqlen, int64_t batch, int64_t seq,
                                                      const float* mask) {
-    return layer_forward_checked("bert4j_encoder_layer_int8_forward_f32", true, h, weights, workspace,
+    return layer_forward_checked("bert4j_encoder_layer_int8_forward_f32", bert4j::cpu::LinearKind::Int8, h, weights, workspace,
                                  rows, hidden, heads, intermediate, layer_norm_eps, approximate,
                                  cu_seqlens, num_seqs, max_seqlen, batch, seq, mask);
+}
+
+extern "C" int bert4j_encoder_layer_bf16_forward_f32(float* h, const void* const* weights,
+                                                     float* workspace, int64_t rows, int64_t hidden,
+                                                     int64_t heads, int64_t intermediate,
+                                                     float layer_norm_eps, int approximate,
+                                                     const int32_t* cu_seqlens, int64_t num_seqs,
+                                                     int64_t max_seqlen, int64_t batch, int64_t seq,
+                                                     const float* mask) {
+    return layer_forward_checked("bert4j_encoder_layer_bf16_forward_f32", bert4j::cpu::LinearKind::Bf16, h,
+                                 weights, workspace, rows, hidden, heads, intermediate, layer_norm_eps,
+                                 approximate, cu_seqlens, num_seqs, max_seqlen, batch, seq, mask);
 }
