@@ -68,6 +68,10 @@ final class EmbedCommand implements Callable<Integer> {
             + "(faster on CPU; embeddings within ~1% of float32, see the README).")
     boolean int8;
 
+    @Option(names = "--bf16", description = "bf16 inference on AMX: the encoder's linear layers with bf16 operands "
+            + "and fp32 sums (Intel Sapphire Rapids or later; refused elsewhere; see the README).")
+    boolean bf16;
+
     @Override
     public Integer call() throws IOException {
         List<String> all = new ArrayList<>(texts);
@@ -79,11 +83,17 @@ final class EmbedCommand implements Callable<Integer> {
         }
         EmbedOptions options = new EmbedOptions(pooling == null ? null : Pooling.parse(pooling),
                 normalize, maxLength, batchSize);
+        if (int8 && bf16) {
+            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
+        }
         KernelMode mode = KernelMode.parse(kernels);
         try (Bert bert = model == null ? Bert.load(DefaultModel.ensure(), mode) : Bert.load(model, mode)) {
             bert.warnings().forEach(w -> spec.commandLine().getErr().println("bert4j: note: " + w));
             if (int8) {
                 bert.model().setInt8(true);
+            }
+            if (bf16) {
+                bert.model().setBf16(true);
             }
             float[][] vectors = bert.embed(all, options);
             ByteArrayOutputStream buf = new ByteArrayOutputStream();

@@ -69,6 +69,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--int8", description = "Int8 linear layers (faster on CPU; embeddings within ~1% of float32).")
     boolean int8;
 
+    @Option(names = "--bf16", description = "bf16 linear layers on AMX (Intel Sapphire Rapids or later; refused "
+            + "elsewhere): batches ~2x as fast as float32, embeddings within ~0.1% of float32.")
+    boolean bf16;
+
     @Override
     public Integer call() throws Exception {
         if (port < 0 || port > 65535) {
@@ -78,11 +82,22 @@ final class ServeCommand implements Callable<Integer> {
             throw new Bert4jException("--max-batch-tokens, --max-concurrent, --max-inputs and --timeout-ms must be positive "
                     + "and --max-wait-ms at least 0");
         }
+        if (int8 && bf16) {
+            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
+        }
         KernelMode mode = KernelMode.parse(kernels);
         Path dir = model == null ? DefaultModel.ensure() : model;
         Bert bert = Bert.load(dir, mode);
-        if (int8) {
-            bert.model().setInt8(true);
+        try {
+            if (int8) {
+                bert.model().setInt8(true);
+            }
+            if (bf16) {
+                bert.model().setBf16(true);
+            }
+        } catch (RuntimeException e) {
+            bert.close();
+            throw e;
         }
         BertServer.Options o = BertServer.Options.DEFAULTS.withHost(host).withPort(port).withMaxBatchTokens(maxBatchTokens)
                 .withMaxWait(Duration.ofNanos((long) (maxWaitMs * 1e6))).withMaxConcurrent(maxConcurrent)
@@ -105,7 +120,7 @@ final class ServeCommand implements Callable<Integer> {
         }, "bert4j-serve-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         spec.commandLine().getErr().printf("bert4j: serving %s on http://%s:%d (kernels %s%s; embeddings%s)%n", dir, host,
-                server.port(), mode.toString().toLowerCase(), int8 ? ", int8" : "",
+                server.port(), mode.toString().toLowerCase(), int8 ? ", int8" : bf16 ? ", bf16" : "",
                 server.headEndpoints().isEmpty() ? "" : ", " + String.join(", ", server.headEndpoints()));
         spec.commandLine().getErr().flush();
         stopped.await();

@@ -286,6 +286,74 @@ public final class Kernels {
         return y;
     }
 
+    /**
+     * Whether the bf16 linear layer ({@link #linearBf16}, {@link #encoderLayerBf16}) runs on AMX
+     * here: the CPU has AMX-BF16 (Intel Sapphire Rapids and later) and the OS granted this
+     * process the tile state. Without it the kernel falls back to scalar code (correct, slow),
+     * and bf16 inference is refused ({@code BertModel.setBf16}).
+     */
+    public static boolean bf16Amx() {
+        return NativeKernels.bert4j_linear_bf16_amx() == 1;
+    }
+
+    /**
+     * Rounds a linear layer's weight to bf16 (to nearest, ties to even) and packs it once for
+     * {@link #linearBf16}, in an int16 1-D CPU tensor whose layout is private to the native
+     * library.
+     *
+     * @param weight float32, CPU, contiguous, [n, k]
+     */
+    public static Tensor packLinearBf16(Tensor weight) {
+        final String op = "packLinearBf16";
+        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
+        if (weight.dim() != 2) {
+            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
+                    + shape(weight));
+        }
+        long n = weight.size(0), k = weight.size(1);
+        Tensor packed = torch.empty(new long[] {bf16PackedSize(op, n, k)},
+                new org.bytedeco.pytorch.TensorOptions(ScalarType.Short), null);
+        check(op, NativeKernels.bert4j_linear_bf16_pack(weight.data_ptr(), n, k, k, packed.data_ptr()));
+        return packed;
+    }
+
+    private static long bf16PackedSize(String op, long n, long k) {
+        long[] elements = new long[1];
+        check(op, NativeKernels.bert4j_linear_bf16_packed_size(n, k, elements));
+        return elements[0];
+    }
+
+    private static void requireBf16Pack(String op, String name, Tensor packed, long n, long k) {
+        long size = bf16PackedSize(op, n, k);
+        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !packed.dtype().isScalarType(ScalarType.Short)
+                || packed.dim() != 1 || packed.size(0) != size) {
+            throw new Bert4jException(op + ": " + name + " must be the packLinearBf16 result of an [" + n + ", " + k
+                    + "] weight: a contiguous int16 CPU tensor [" + size + "], got "
+                    + (packed == null ? "null" : shape(packed) + " " + packed.scalar_type()));
+        }
+    }
+
+    /**
+     * {@code y = bf16(x) . bf16(weight)^T + bias} with a weight packed by {@link #packLinearBf16}:
+     * x rounded to bf16 per call, the products summed in fp32 (on AMX tiles where
+     * {@link #bf16Amx}), then the bias added in fp32 (the contract of
+     * {@code bert4j_linear_bf16_f32}). Forward only.
+     *
+     * @param x float32, CPU, contiguous, [..., k]
+     * @param packed the result of {@link #packLinearBf16} for an [n, k] weight
+     * @param biasOrNull float32 [n] or null
+     * @return a new float32 tensor [..., n]
+     */
+    public static Tensor linearBf16(Tensor x, Tensor packed, long n, long k, Tensor biasOrNull) {
+        final String op = "linearBf16";
+        long m = checkLinearArgs(op, x, n, k, biasOrNull);
+        requireBf16Pack(op, "packed", packed, n, k);
+        Tensor y = linearOutput(x, n);
+        check(op, NativeKernels.bert4j_linear_bf16_f32(x.data_ptr(), packed.data_ptr(),
+                biasOrNull == null ? null : biasOrNull.data_ptr(), y.data_ptr(), m, n, k, k, n));
+        return y;
+    }
+
     /** Floats of the scratch buffer {@link #encoderLayer} needs for {@code rows} tokens. */
     public static long encoderLayerWorkspaceSize(long rows, long hidden, long heads, long intermediate) {
         long[] floats = new long[1];
@@ -310,7 +378,7 @@ public final class Kernels {
     public static void encoderLayer(Tensor h, Tensor[] weights, long heads, long intermediate, double eps,
                                     boolean tanhGelu, Tensor cuSeqlens, long numSeqs, long maxSeqlen,
                                     long batch, long seq, Tensor mask, Tensor workspace) {
-        encoderLayer("encoderLayer", false, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens, numSeqs,
+        encoderLayer("encoderLayer", LayerLinears.F32, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens, numSeqs,
                 maxSeqlen, batch, seq, mask, workspace);
     }
 
@@ -322,11 +390,27 @@ public final class Kernels {
     public static void encoderLayerInt8(Tensor h, Tensor[] weights, long heads, long intermediate, double eps,
                                         boolean tanhGelu, Tensor cuSeqlens, long numSeqs, long maxSeqlen,
                                         long batch, long seq, Tensor mask, Tensor workspace) {
-        encoderLayer("encoderLayerInt8", true, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens, numSeqs,
+        encoderLayer("encoderLayerInt8", LayerLinears.INT8, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens, numSeqs,
                 maxSeqlen, batch, seq, mask, workspace);
     }
 
-    private static void encoderLayer(String op, boolean int8, Tensor h, Tensor[] weights, long heads,
+    /**
+     * {@link #encoderLayer} with its four linear layers in bf16 ({@link #linearBf16}): the
+     * weights at {@code BERT4J_LAYER_*_WEIGHT} are {@link #packLinearBf16} results, the rest as
+     * for {@link #encoderLayer}; the same workspace size. Everything outside the four GEMMs
+     * stays float32.
+     */
+    public static void encoderLayerBf16(Tensor h, Tensor[] weights, long heads, long intermediate, double eps,
+                                        boolean tanhGelu, Tensor cuSeqlens, long numSeqs, long maxSeqlen,
+                                        long batch, long seq, Tensor mask, Tensor workspace) {
+        encoderLayer("encoderLayerBf16", LayerLinears.BF16, h, weights, heads, intermediate, eps, tanhGelu, cuSeqlens,
+                numSeqs, maxSeqlen, batch, seq, mask, workspace);
+    }
+
+    /** How the native encoder layer's four linear weights are packed. */
+    private enum LayerLinears { F32, INT8, BF16 }
+
+    private static void encoderLayer(String op, LayerLinears kind, Tensor h, Tensor[] weights, long heads,
                                      long intermediate, double eps, boolean tanhGelu, Tensor cuSeqlens,
                                      long numSeqs, long maxSeqlen, long batch, long seq, Tensor mask,
                                      Tensor workspace) {
@@ -349,8 +433,12 @@ public final class Kernels {
         long[] vector = {0, 3 * hidden, 0, hidden, hidden, hidden, 0, intermediate, 0, hidden, hidden, hidden};
         for (int i = 0; i < weights.length; i++) {
             String name = "weights[" + i + "]";
-            if (linear[i] != null && int8) {
+            if (linear[i] != null && kind == LayerLinears.INT8) {
                 requireInt8Pack(op, name, weights[i], linear[i][0], linear[i][1]);
+                continue;
+            }
+            if (linear[i] != null && kind == LayerLinears.BF16) {
+                requireBf16Pack(op, name, weights[i], linear[i][0], linear[i][1]);
                 continue;
             }
             long expected = linear[i] != null ? packedLinearSize(op, linear[i][0], linear[i][1]) : vector[i];
@@ -383,13 +471,15 @@ public final class Kernels {
             }
             Pointer cu = cuSeqlens == null ? null : cuSeqlens.data_ptr();
             Pointer mk = cuSeqlens == null && mask != null ? mask.data_ptr() : null;
-            check(op, int8
-                    ? NativeKernels.bert4j_encoder_layer_int8_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(), rows,
-                            hidden, heads, intermediate, (float) eps, tanhGelu ? 1 : 0, cu, numSeqs, maxSeqlen, batch,
-                            seq, mk)
-                    : NativeKernels.bert4j_encoder_layer_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(), rows,
-                            hidden, heads, intermediate, (float) eps, tanhGelu ? 1 : 0, cu, numSeqs, maxSeqlen, batch,
-                            seq, mk));
+            int approximate = tanhGelu ? 1 : 0;
+            check(op, switch (kind) {
+                case INT8 -> NativeKernels.bert4j_encoder_layer_int8_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(),
+                        rows, hidden, heads, intermediate, (float) eps, approximate, cu, numSeqs, maxSeqlen, batch, seq, mk);
+                case BF16 -> NativeKernels.bert4j_encoder_layer_bf16_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(),
+                        rows, hidden, heads, intermediate, (float) eps, approximate, cu, numSeqs, maxSeqlen, batch, seq, mk);
+                case F32 -> NativeKernels.bert4j_encoder_layer_forward_f32(h.data_ptr(), ptrs, workspace.data_ptr(),
+                        rows, hidden, heads, intermediate, (float) eps, approximate, cu, numSeqs, maxSeqlen, batch, seq, mk);
+            });
         }
     }
 

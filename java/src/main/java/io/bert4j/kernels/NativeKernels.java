@@ -90,6 +90,23 @@ public final class NativeKernels {
             @Cast("int64_t") long k, @Cast("int64_t") long xRowStride,
             @Cast("int64_t") long yRowStride);
 
+    // ---- bf16 linear layer (CPU, AMX) ---------------------------------------------------------
+
+    public static native int bert4j_linear_bf16_amx();
+
+    public static native int bert4j_linear_bf16_packed_size(@Cast("int64_t") long n,
+            @Cast("int64_t") long k, @Cast("int64_t*") long[] elements);
+
+    public static native int bert4j_linear_bf16_pack(@Cast("const float*") Pointer w,
+            @Cast("int64_t") long n, @Cast("int64_t") long k, @Cast("int64_t") long wRowStride,
+            @Cast("uint16_t*") Pointer packed);
+
+    public static native int bert4j_linear_bf16_f32(@Cast("const float*") Pointer x,
+            @Cast("const uint16_t*") Pointer packed, @Cast("const float*") Pointer bias,
+            @Cast("float*") Pointer y, @Cast("int64_t") long m, @Cast("int64_t") long n,
+            @Cast("int64_t") long k, @Cast("int64_t") long xRowStride,
+            @Cast("int64_t") long yRowStride);
+
     // ---- whole encoder layer, inference (CPU, fp32) -----------------------------------------
 
     public static final int BERT4J_LAYER_NUM_WEIGHTS = 12;
@@ -107,6 +124,14 @@ public final class NativeKernels {
             @Cast("const float*") Pointer mask);
 
     public static native int bert4j_encoder_layer_int8_forward_f32(@Cast("float*") Pointer h,
+            @Cast("const void* const*") PointerPointer<?> weights, @Cast("float*") Pointer workspace,
+            @Cast("int64_t") long rows, @Cast("int64_t") long hidden, @Cast("int64_t") long heads,
+            @Cast("int64_t") long intermediate, float layerNormEps, int approximate,
+            @Cast("const int32_t*") Pointer cuSeqlens, @Cast("int64_t") long numSeqs,
+            @Cast("int64_t") long maxSeqlen, @Cast("int64_t") long batch, @Cast("int64_t") long seq,
+            @Cast("const float*") Pointer mask);
+
+    public static native int bert4j_encoder_layer_bf16_forward_f32(@Cast("float*") Pointer h,
             @Cast("const void* const*") PointerPointer<?> weights, @Cast("float*") Pointer workspace,
             @Cast("int64_t") long rows, @Cast("int64_t") long hidden, @Cast("int64_t") long heads,
             @Cast("int64_t") long intermediate, float layerNormEps, int approximate,

@@ -72,6 +72,8 @@ public final class BertModel implements AutoCloseable {
     // Per layer, the native int8 packs of [qkv, attention output, intermediate, output] for the
     // native encoder layer (CPUs with AVX-512 VNNI); null when int8 is off or the CPU lacks VNNI.
     private volatile Tensor[][] int8Layers;
+    private volatile Map<String, Bf16Linear> bf16;  // module -> bf16 packs (AMX); null = off
+    private volatile Tensor[][] bf16Layers;          // per layer, the same packs in layer order
     private final Map<String, PackedWeight> packedCache = new java.util.concurrent.ConcurrentHashMap<>();
 
     private BertModel(BertConfig config, Map<String, Tensor> params, boolean hasPooler) {
@@ -183,6 +185,7 @@ public final class BertModel implements AutoCloseable {
         if (!probe.is_cpu() || !probe.dtype().isScalarType(torch.ScalarType.Float)) {
             throw new Bert4jException("int8 mode needs a float32 model on the CPU");
         }
+        releaseBf16(); // one reduced precision at a time
         try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
             Map<String, Int8Linear> q = new LinkedHashMap<>();
             for (int i = 0; i < config.numHiddenLayers(); i++) {
@@ -227,6 +230,115 @@ public final class BertModel implements AutoCloseable {
         releasePacked();
     }
 
+    /**
+     * Opt-in bf16 inference on CPUs with AMX (Intel Sapphire Rapids and later): every encoder
+     * linear layer (the QKV projection, attention output, intermediate and output dense layers)
+     * runs with its weight rounded to bf16 once here and its input rounded to bf16 per call, the
+     * products summed in fp32 on AMX tiles ({@link Kernels#linearBf16}). Biases, LayerNorm,
+     * attention, GELU, the embeddings and the heads stay float32. Measured on a 2-vCPU Emerald
+     * Rapids VM: the GEMMs of a batch of short sentences ~4x as fast as float32, of one sentence
+     * ~1.7x; embedding cosine to float32 in {@code benchmarks/RESULTS.md}.
+     * Applies to passes without grad mode (inference); training passes use the float weights.
+     * The packed weights are a snapshot: call this again after the parameters change.
+     * {@code true} turns int8 off (one reduced precision at a time) and releases the prepacked
+     * fp32 weights; {@code false} releases the bf16 ones.
+     *
+     * @throws Bert4jException on a CPU without AMX-BF16 (or an OS that does not grant its
+     *     state), or for a model that is not float32 on the CPU
+     */
+    public synchronized void setBf16(boolean on) {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+        releaseBf16();
+        if (!on) {
+            return;
+        }
+        Tensor probe = p("embeddings.word_embeddings.weight");
+        if (!probe.is_cpu() || !probe.dtype().isScalarType(torch.ScalarType.Float)) {
+            throw new Bert4jException("bf16 mode needs a float32 model on the CPU");
+        }
+        if (!Kernels.bf16Amx()) {
+            throw new Bert4jException("bf16 mode needs a CPU with AMX-BF16 (Intel Sapphire Rapids or later) and an "
+                    + "OS that grants its tile state; this machine has none (float32 and int8 work everywhere)");
+        }
+        releaseInt8();
+        Map<String, Bf16Linear> m = new LinkedHashMap<>();
+        Tensor[][] layers = new Tensor[config.numHiddenLayers()][];
+        try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (int i = 0; i < config.numHiddenLayers(); i++) {
+                String pre = "encoder.layer." + i + ".";
+                String self = pre + "attention.self.";
+                Bf16Linear qkv = Bf16Linear.of(
+                        cat(p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight")),
+                        cat(p(self + "query.bias"), p(self + "key.bias"), p(self + "value.bias")));
+                m.put(self + "qkv", qkv);
+                Tensor[] packs = new Tensor[4];
+                packs[0] = qkv.packed();
+                String[] modules = {"attention.output.dense", "intermediate.dense", "output.dense"};
+                for (int j = 0; j < modules.length; j++) {
+                    Bf16Linear l = Bf16Linear.of(p(pre + modules[j] + ".weight"), p(pre + modules[j] + ".bias"));
+                    m.put(pre + modules[j], l);
+                    packs[j + 1] = l.packed();
+                }
+                layers[i] = packs;
+            }
+        } catch (RuntimeException e) {
+            m.values().forEach(Bf16Linear::close); // bf16 stays off
+            throw e;
+        }
+        bf16 = m;
+        bf16Layers = layers;
+        releasePacked();
+    }
+
+    private void releaseBf16() {
+        Map<String, Bf16Linear> old = bf16;
+        bf16 = null;
+        bf16Layers = null;
+        if (old != null) {
+            old.values().forEach(Bf16Linear::close);
+        }
+    }
+
+    /** Whether bf16 inference is on ({@link #setBf16}). */
+    public boolean isBf16() {
+        return bf16 != null;
+    }
+
+    /** One linear layer's weight packed for {@link Kernels#linearBf16}, with its float32 bias. */
+    private record Bf16Linear(Tensor packed, Tensor bias, long n, long k) implements ReducedLinear {
+        static Bf16Linear of(Tensor w, Tensor b) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor wf = w.detach().contiguous();
+                Bf16Linear l = new Bf16Linear(Kernels.packLinearBf16(wf), b.detach().contiguous().clone(),
+                        wf.size(0), wf.size(1));
+                l.packed.retainReference();
+                l.bias.retainReference();
+                return l;
+            }
+        }
+
+        @Override
+        public Tensor apply(Tensor x, boolean withBias) {
+            return Kernels.linearBf16(x.contiguous(), packed, n, k, withBias ? bias : null);
+        }
+
+        @Override
+        public void close() {
+            packed.releaseReference();
+            bias.releaseReference();
+        }
+    }
+
+    /** A linear layer in a reduced precision (int8 or bf16) for inference passes. */
+    private interface ReducedLinear {
+        /** x [..., in] -> [..., out]; with {@code withBias} false the bias is left out. */
+        Tensor apply(Tensor x, boolean withBias);
+
+        void close();
+    }
+
     private void releasePacked() {
         synchronized (packedCache) {
             packedCache.values().forEach(c -> c.packed().close());
@@ -256,10 +368,17 @@ public final class BertModel implements AutoCloseable {
         return int8 != null;
     }
 
-    /** The int8 weights of {@code module} when this pass runs quantized, else null. */
-    private Int8Linear int8(String module) {
+    /** The int8 or bf16 weights of {@code module} when this pass runs in one, else null. */
+    private ReducedLinear reduced(String module) {
+        if (GradMode.is_enabled()) {
+            return null;
+        }
         Map<String, Int8Linear> q = int8;
-        return q == null || GradMode.is_enabled() ? null : q.get(module);
+        if (q != null) {
+            return q.get(module);
+        }
+        Map<String, Bf16Linear> b = bf16;
+        return b == null ? null : b.get(module);
     }
 
     /**
@@ -275,7 +394,7 @@ public final class BertModel implements AutoCloseable {
      * saturate int16 with full-range weights.
      */
     private record Int8Linear(Tensor weight, Tensor colOffsets, Tensor packed, Tensor rowScale,
-                              Tensor bias, Tensor zeroBias) {
+                              Tensor bias, Tensor zeroBias) implements ReducedLinear {
         static Int8Linear of(Tensor w, Tensor b) {
             try (PointerScope scope = new PointerScope()) {
                 Tensor wf = w.detach().contiguous();
@@ -299,8 +418,8 @@ public final class BertModel implements AutoCloseable {
             return new Tensor[]{weight, colOffsets, packed, rowScale, bias, zeroBias};
         }
 
-        /** x [..., in] -> [..., out]; with {@code withBias} false the bias is left out. */
-        Tensor apply(Tensor x, boolean withBias) {
+        @Override
+        public Tensor apply(Tensor x, boolean withBias) {
             // Per-token activation ranges: FBGEMM quantizes the activation with one range per call,
             // so each row is first scaled to max |value| = 1 and scaled back after the GEMM.
             long[] outShape = Tensors.shape(x);
@@ -312,7 +431,8 @@ public final class BertModel implements AutoCloseable {
                     .view(outShape);
         }
 
-        void close() {
+        @Override
+        public void close() {
             for (Tensor t : tensors()) {
                 t.releaseReference();
             }
@@ -730,8 +850,13 @@ public final class BertModel implements AutoCloseable {
         boolean tanh = !config.hiddenAct().equals("gelu");
         nativeEncoderCalls.incrementAndGet();
         Tensor[][] q8 = int8 != null ? int8Layers : null;
+        Tensor[][] b16 = q8 == null && bf16 != null ? bf16Layers : null;
         for (int i = 0; i < config.numHiddenLayers(); i++) {
-            if (q8 != null) {
+            if (b16 != null) {
+                Tensor qkvBias = qkvWeights(i, "encoder.layer." + i + ".attention.self.")[1];
+                Kernels.encoderLayerBf16(h, nativeLayerWeights(i, qkvBias, b16[i]), heads, inter, config.layerNormEps(),
+                        tanh, cuSeqlens, numSeqs, maxSeqlen, batch, seq, mask, workspace);
+            } else if (q8 != null) {
                 Tensor qkvBias = qkvWeights(i, "encoder.layer." + i + ".attention.self.")[1];
                 Kernels.encoderLayerInt8(h, nativeLayerWeights(i, qkvBias, q8[i]), heads, inter, config.layerNormEps(),
                         tanh, cuSeqlens, numSeqs, maxSeqlen, batch, seq, mask, workspace);
@@ -791,7 +916,7 @@ public final class BertModel implements AutoCloseable {
     private Tensor layer(int i, Tensor h, java.util.function.UnaryOperator<Tensor> attend) {
         String pre = "encoder.layer." + i + ".";
         // One GEMM for the three projections.
-        Int8Linear q8 = int8(pre + "attention.self.qkv");
+        ReducedLinear q8 = reduced(pre + "attention.self.qkv");
         Tensor qkv;
         if (q8 != null) {
             qkv = q8.apply(h, true);
@@ -897,7 +1022,7 @@ public final class BertModel implements AutoCloseable {
     }
 
     private Tensor linear(Tensor x, String module) {
-        Int8Linear q8 = int8(module);
+        ReducedLinear q8 = reduced(module);
         if (q8 != null) {
             return q8.apply(x, true);
         }
@@ -996,7 +1121,7 @@ public final class BertModel implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("model is closed");
         }
-        if (kernels != KernelMode.FUSED || int8 != null || packedLinearMaxRows <= 0 || !cpuFloatWeights()) {
+        if (kernels != KernelMode.FUSED || int8 != null || bf16 != null || packedLinearMaxRows <= 0 || !cpuFloatWeights()) {
             return;
         }
         // No grad, as in inference: qkvWeights then caches the stacked weight the packed copy is made from.
@@ -1033,7 +1158,7 @@ public final class BertModel implements AutoCloseable {
         boolean gelu = config.hiddenAct().startsWith("gelu");
         Tensor bias = p(module + ".bias");
         if (kernels == KernelMode.FUSED && gelu && x.is_cpu() && bias.dtype().isScalarType(torch.ScalarType.Float)) {
-            Int8Linear q8 = int8(module);
+            ReducedLinear q8 = reduced(module);
             Tensor w = p(module + ".weight");
             Tensor y = q8 != null ? q8.apply(x, false) : linear(x, module, w, null, w); // [..., I], no bias
             return FusedOps.biasGelu(y, bias, !config.hiddenAct().equals("gelu"));
@@ -1069,6 +1194,7 @@ public final class BertModel implements AutoCloseable {
                 }
             }
             releaseInt8();
+            releaseBf16();
             releasePacked();
             for (FusedQkv c : qkvCache) {
                 if (c != null) {

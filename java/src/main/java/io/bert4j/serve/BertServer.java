@@ -438,6 +438,7 @@ public final class BertServer implements AutoCloseable {
         o.put("pooling", predictor.pooling().toString().toLowerCase());
         o.put("kernels", bert.model().kernels().toString().toLowerCase());
         o.put("int8", bert.model().isInt8());
+        o.put("bf16", bert.model().isBf16());
         o.put("batching", options.batching());
         o.put("max_batch_tokens", options.maxBatchTokens());
         o.put("max_wait_ms", options.maxWait().toNanos() / 1e6);
