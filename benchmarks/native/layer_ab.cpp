@@ -4,9 +4,10 @@
 // moment; prints the medians and the median of the per-call ratios A/B, and the largest
 // difference between the two outputs. See run-layer-ab.sh.
 //
-//   layer_ab A.so B.so SHAPE ITERS [THREADS] [int8]
+//   layer_ab A.so B.so SHAPE ITERS [THREADS] [int8|bf16]
 //   SHAPE: 1x128 (one padded sequence of 128 tokens) or N (N packed sequences of 5-35 tokens)
 //   int8: B runs bert4j_encoder_layer_int8_forward_f32 (weights packed by bert4j_linear_int8_pack)
+//   bf16: B runs bert4j_encoder_layer_bf16_forward_f32 (weights packed by bert4j_linear_bf16_pack)
 #include <dlfcn.h>
 #include <chrono>
 #include <cstdio>
@@ -24,9 +25,11 @@ typedef int (*LayerFn)(float*, const float* const*, float*, int64_t, int64_t, in
 typedef int (*ThrFn)(int);
 typedef int (*Pack8Fn)(const float*, int64_t, int64_t, int64_t, uint8_t*);
 typedef int (*Layer8Fn)(float*, const void* const*, float*, int64_t, int64_t, int64_t, int64_t, float, int, const int32_t*, int64_t, int64_t, int64_t, int64_t, const float*);
-struct Lib { PackFn pack; SizeFn size; LayerFn layer; ThrFn thr; Pack8Fn pack8; SizeFn size8; Layer8Fn layer8; };
+typedef int (*Pack16Fn)(const float*, int64_t, int64_t, int64_t, uint16_t*);
+struct Lib { PackFn pack; SizeFn size; LayerFn layer; ThrFn thr; Pack8Fn pack8; SizeFn size8; Layer8Fn layer8; Pack16Fn pack16; SizeFn size16; Layer8Fn layer16; };
 Lib load(const char* p) { void* h = dlopen(p, RTLD_NOW | RTLD_LOCAL); if (!h) { printf("%s\n", dlerror()); exit(1);} Lib l;
-  l.pack=(PackFn)dlsym(h,"bert4j_linear_pack_f32"); l.size=(SizeFn)dlsym(h,"bert4j_linear_packed_size_f32"); l.layer=(LayerFn)dlsym(h,"bert4j_encoder_layer_forward_f32"); l.thr=(ThrFn)dlsym(h,"bert4j_set_num_threads"); l.pack8=(Pack8Fn)dlsym(h,"bert4j_linear_int8_pack"); l.size8=(SizeFn)dlsym(h,"bert4j_linear_int8_packed_size"); l.layer8=(Layer8Fn)dlsym(h,"bert4j_encoder_layer_int8_forward_f32"); return l; }
+  l.pack=(PackFn)dlsym(h,"bert4j_linear_pack_f32"); l.size=(SizeFn)dlsym(h,"bert4j_linear_packed_size_f32"); l.layer=(LayerFn)dlsym(h,"bert4j_encoder_layer_forward_f32"); l.thr=(ThrFn)dlsym(h,"bert4j_set_num_threads"); l.pack8=(Pack8Fn)dlsym(h,"bert4j_linear_int8_pack"); l.size8=(SizeFn)dlsym(h,"bert4j_linear_int8_packed_size"); l.layer8=(Layer8Fn)dlsym(h,"bert4j_encoder_layer_int8_forward_f32");
+  l.pack16=(Pack16Fn)dlsym(h,"bert4j_linear_bf16_pack"); l.size16=(SizeFn)dlsym(h,"bert4j_linear_bf16_packed_size"); l.layer16=(Layer8Fn)dlsym(h,"bert4j_encoder_layer_bf16_forward_f32"); return l; }
 double now(){return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();}
 const int64_t H=384, NH=12, I=1536;
 // 64-byte aligned like the JVM's buffers (libtorch's CPU allocator), so the harness runs the
@@ -46,7 +49,8 @@ using Buf = std::vector<float, Aligned64<float>>;
 struct Layer { Buf w[12]; };
 int main(int argc, char** argv) {
   Lib a = load(argv[1]), b = load(argv[2]);
-  const char* mode = argv[3]; int iters = atoi(argv[4]); int threads = argc > 5 ? atoi(argv[5]) : 2; bool int8b = argc > 6 && !strcmp(argv[6], "int8");
+  const char* mode = argv[3]; int iters = atoi(argv[4]); int threads = argc > 5 ? atoi(argv[5]) : 2; bool int8b = argc > 6 && !strcmp(argv[6], "int8"), bf16b = argc > 6 && !strcmp(argv[6], "bf16");
+  if (bf16b && !b.layer16) { printf("B has no bf16 layer\n"); return 1; }
   a.thr(threads); b.thr(threads);
   std::mt19937 rng(7); std::normal_distribution<float> nd(0.f, 0.05f);
   // shapes
@@ -59,6 +63,7 @@ int main(int argc, char** argv) {
   for (int l=0;l<6;l++) {
     for (int j=0;j<4;j++) { int64_t n=dims[j][0],k=dims[j][1]; std::vector<float> w(n*k); for(auto&x:w)x=nd(rng); int64_t fl; a.size(n,k,&fl);
       LA[l].w[wi[j]].resize(fl); a.pack(w.data(),n,k,k,LA[l].w[wi[j]].data()); if (int8b) { int64_t by; b.size8(n,k,&by); LB[l].w[wi[j]].resize(by/4+16); b.pack8(w.data(),n,k,k,(uint8_t*)LB[l].w[wi[j]].data()); }
+      else if (bf16b) { int64_t el; b.size16(n,k,&el); LB[l].w[wi[j]].resize(el/2+16); b.pack16(w.data(),n,k,k,(uint16_t*)LB[l].w[wi[j]].data()); }
       else { LB[l].w[wi[j]].resize(fl); b.pack(w.data(),n,k,k,LB[l].w[wi[j]].data()); } }
     int64_t vec[8][2] = {{1,3*H},{3,H},{4,H},{5,H},{7,I},{9,H},{10,H},{11,H}};
     for (auto& v: vec) { Buf x(v[1]); for(auto&y:x) y = (v[0]==4||v[0]==10) ? 1.f+nd(rng) : nd(rng); LA[l].w[v[0]]=x; LB[l].w[v[0]]=x; }
@@ -66,11 +71,12 @@ int main(int argc, char** argv) {
   Buf h0(rows*H); for(auto&x:h0)x=nd(rng)*20;
   Buf ha(h0), hb(h0), ws((rows*(5*H+I))+64), mask(std::max<int64_t>(seq,1), 0.f);
   auto run = [&](Lib& L, std::vector<Layer>& W, Buf& h) {
-    bool q8 = int8b && &L == &b;
+    bool q8 = (int8b || bf16b) && &L == &b;
+    Layer8Fn lf = bf16b ? L.layer16 : L.layer8;
     h = h0; double t0=now();
     for (int l=0;l<6;l++) { const float* p[12]; for(int j=0;j<12;j++) p[j]=W[l].w[j].data();
-      int st = q8 ? (batch ? L.layer8(h.data(), (const void* const*)p, ws.data(), rows, H, NH, I, 1e-12f, 0, nullptr, 0, 0, batch, seq, mask.data())
-                     : L.layer8(h.data(), (const void* const*)p, ws.data(), rows, H, NH, I, 1e-12f, 0, cu.data(), (int64_t)cu.size()-1, maxlen, 0, 0, nullptr)) :
+      int st = q8 ? (batch ? lf(h.data(), (const void* const*)p, ws.data(), rows, H, NH, I, 1e-12f, 0, nullptr, 0, 0, batch, seq, mask.data())
+                     : lf(h.data(), (const void* const*)p, ws.data(), rows, H, NH, I, 1e-12f, 0, cu.data(), (int64_t)cu.size()-1, maxlen, 0, 0, nullptr)) :
                batch ? L.layer(h.data(), p, ws.data(), rows, H, NH, I, 1e-12f, 0, nullptr, 0, 0, batch, seq, mask.data())
                      : L.layer(h.data(), p, ws.data(), rows, H, NH, I, 1e-12f, 0, cu.data(), (int64_t)cu.size()-1, maxlen, 0, 0, nullptr);
       if (st) { printf("error %d\n", st); exit(1);} }

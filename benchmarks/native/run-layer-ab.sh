@@ -4,6 +4,7 @@
 # then runs layer_ab.cpp on the shapes given (default: 1x128, 32 packed sentences, 1 sentence).
 #   benchmarks/native/run-layer-ab.sh REV_A REV_B [SHAPES...]     e.g.  HEAD~3 HEAD
 #   benchmarks/native/run-layer-ab.sh int8 [SHAPES...]            fp32 vs int8 layer of the working tree
+#   benchmarks/native/run-layer-ab.sh bf16 [SHAPES...]            fp32 vs bf16 (AMX) layer of the working tree
 # Environment: ITERS (default 30), THREADS (2). Ratio > 1: B faster.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -15,8 +16,8 @@ build() {  # build SRC_ROOT OUT.so
       "$src/src/common/status.cpp" "$src/src/common/arg_checks.cpp" "$src"/src/cpu/*.cpp -o "$2"
 }
 mode=fp32
-if [[ "${1:-}" == "int8" ]]; then
-  mode=int8; shift
+if [[ "${1:-}" == "int8" || "${1:-}" == "bf16" ]]; then
+  mode="$1"; shift
   build "$root" "$work/a.so"; cp "$work/a.so" "$work/b.so"
 else
   for side in a b; do

@@ -48,11 +48,21 @@ public final class ServeLoad {
     private ServeLoad() {
     }
 
+    /**
+     * One measured level; serverCpu and clientCpu: CPU seconds the server process and this
+     * (client) process used during it (both share the machine's cores on loopback).
+     */
     record Level(String mode, int concurrency, long requests, double seconds, double p50, double p99,
-                 Map<Integer, Long> statuses) {
+                 Map<Integer, Long> statuses, double serverCpu, double clientCpu) {
         double throughput() {
             return requests / seconds;
         }
+    }
+
+    /** CPU seconds this JVM process has used. */
+    static double ownCpuSeconds() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime() / 1e9;
     }
 
     public static void main(String[] args) throws Exception {
@@ -101,10 +111,12 @@ public final class ServeLoad {
                     run(s, texts, c, warmup, Long.MAX_VALUE);                        // warm-up, not reported
                     Level l = run(s, texts, c, seconds, Long.MAX_VALUE);
                     Level named = new Level(batching ? "batching" : "no batching", l.concurrency, l.requests, l.seconds,
-                            l.p50, l.p99, l.statuses);
+                            l.p50, l.p99, l.statuses, l.serverCpu, l.clientCpu);
                     results.add(named);
-                    System.err.printf(Locale.ROOT, "%s, concurrency %d: %.1f req/s, p50 %.1f ms, p99 %.1f ms, statuses %s%n",
-                            named.mode, c, named.throughput(), named.p50, named.p99, named.statuses);
+                    System.err.printf(Locale.ROOT, "%s, concurrency %d: %.1f req/s, p50 %.1f ms, p99 %.1f ms, statuses %s, "
+                                    + "CPU ms per request server %.2f client %.2f%n",
+                            named.mode, c, named.throughput(), named.p50, named.p99, named.statuses,
+                            1e3 * named.serverCpu / named.requests, 1e3 * named.clientCpu / named.requests);
                 }
                 if (batching && rssRequests > 0) {
                     int c = levels[levels.length - 1];
@@ -148,6 +160,7 @@ public final class ServeLoad {
         List<long[]> lat = new ArrayList<>();
         long end = System.nanoTime() + (long) (seconds * 1e9);
         Thread[] workers = new Thread[concurrency];
+        double server0 = s.cpuSeconds(), client0 = ownCpuSeconds();
         long t0 = System.nanoTime();
         for (int w = 0; w < concurrency; w++) {
             long[] mine = new long[1 << 20];
@@ -182,6 +195,7 @@ public final class ServeLoad {
             t.join();
         }
         double secs = (System.nanoTime() - t0) / 1e9;
+        double serverCpu = s.cpuSeconds() - server0, clientCpu = ownCpuSeconds() - client0;
         int total = 0;
         for (long[] l : lat) {
             total += (int) l[0];
@@ -195,7 +209,7 @@ public final class ServeLoad {
         Arrays.sort(all);
         double p50 = all.length == 0 ? Double.NaN : all[(int) (0.50 * (all.length - 1))] / 1e6;
         double p99 = all.length == 0 ? Double.NaN : all[(int) (0.99 * (all.length - 1))] / 1e6;
-        return new Level("", concurrency, total, secs, p50, p99, new TreeMap<>(statuses));
+        return new Level("", concurrency, total, secs, p50, p99, new TreeMap<>(statuses), serverCpu, clientCpu);
     }
 
     static String quote(String s) {
@@ -236,10 +250,12 @@ public final class ServeLoad {
             sb.append("- bert4j serve arguments added: ").append(String.join(" ", serverArgs)).append('\n');
         }
         sb.append("- each level: ").append(seconds).append(" s after a warm-up; one text per request (POST /embed)\n\n");
-        sb.append("| mode | concurrency | requests | req/s | p50 ms | p99 ms | statuses |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+        sb.append("| mode | concurrency | requests | req/s | p50 ms | p99 ms | statuses | server CPU ms / request "
+                + "| client CPU ms / request |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for (Level l : results) {
-            sb.append(String.format(Locale.ROOT, "| %s | %d | %d | %.1f | %.1f | %.1f | %s |%n", l.mode, l.concurrency,
-                    l.requests, l.throughput(), l.p50, l.p99, l.statuses));
+            sb.append(String.format(Locale.ROOT, "| %s | %d | %d | %.1f | %.1f | %.1f | %s | %.2f | %.2f |%n", l.mode,
+                    l.concurrency, l.requests, l.throughput(), l.p50, l.p99, l.statuses, 1e3 * l.serverCpu / l.requests,
+                    1e3 * l.clientCpu / l.requests));
         }
         sb.append('\n');
         for (Level on : results) {
@@ -324,6 +340,14 @@ public final class ServeLoad {
                 }
             }
             throw new IllegalStateException("the server exited before listening (status " + p.waitFor() + ")");
+        }
+
+        /** CPU seconds (user + system) the server process has used, from /proc/PID/stat. */
+        double cpuSeconds() throws IOException {
+            String stat = Files.readString(Path.of("/proc/" + process.pid() + "/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            // after "pid (comm) ": state is field 3, utime 14 and stime 15 (1-based) -> indices 11, 12
+            return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0; // USER_HZ = 100 on Linux
         }
 
         long rssKb() throws IOException {
