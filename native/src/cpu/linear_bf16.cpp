@@ -46,6 +46,8 @@ constexpr int64_t NP = kBf16Panel;
 constexpr int64_t KS = kBf16KStep;
 constexpr int64_t kTile = 512;  // bf16 elements in one 16 x 32 weight tile (1 KiB)
 constexpr int64_t kMb = 32;     // rows per AMX task (two 16-row tiles)
+// Row blocks per group (see launch_amx): 128 rows x k = 1536 bf16 is 384 KiB, a fifth of L2.
+constexpr int64_t kGroupBlocks = 4;
 // AMX multiply-adds are ~10x cheaper than fp32 FMAs; below this per thread a fork/join costs
 // about as much as it saves.
 constexpr int64_t kMinMacsPerThread = int64_t{1} << 22;
@@ -195,16 +197,21 @@ BERT4J_AMX void launch_amx(const float* x, const uint16_t* packed, const float* 
     const int64_t by_work = static_cast<int64_t>(
         std::max(1.0, std::min(1e9, macs / static_cast<double>(kMinMacsPerThread))));
     const int threads = static_cast<int>(std::min<int64_t>({max_threads, tasks, by_work}));
-    const int64_t chunk = linear_min_chunk(row_blocks);
+    const int64_t chunk = linear_min_chunk(std::min(row_blocks, kGroupBlocks));
+    const int64_t group_tasks = panels * kGroupBlocks;  // tasks of a whole group (the last may be smaller)
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
 #pragma omp for schedule(static)
         for (int64_t rb = 0; rb < (mp + 15) / 16; ++rb) convert_rows(x, ldx, m, k, a, lda, rb * 16, rb * 16 + 16);
         load_tile_config();
-        // Panels outermost: consecutive tasks share a weight panel (as linear.cpp).
+        // Row groups outermost, then panels, then the group's row blocks: a group's bf16 rows
+        // (kGroupRows x k) stay in L2 while every weight panel passes by once per group, and
+        // consecutive tasks share a panel.
 #pragma omp for schedule(guided, chunk)
         for (int64_t t = 0; t < tasks; ++t) {
-            const int64_t p = t / row_blocks, rb = t % row_blocks;
+            const int64_t g = t / group_tasks, in_group = t % group_tasks;
+            const int64_t g_blocks = std::min(kGroupBlocks, row_blocks - g * kGroupBlocks);
+            const int64_t p = in_group / g_blocks, rb = g * kGroupBlocks + in_group % g_blocks;
             const int64_t r0 = rb * kMb, c0 = p * NP;
             const int mr = static_cast<int>(std::min<int64_t>(kMb, m - r0));
             const int nc = static_cast<int>(std::min<int64_t>(NP, n - c0));

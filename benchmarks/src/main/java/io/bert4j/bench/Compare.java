@@ -48,6 +48,8 @@ public final class Compare {
     static final double FP32_TOL = 1e-3;
     /** int8 against fp32: mean cosine of the output vectors (measured ~0.99 on MiniLM, see Int8Test). */
     static final double INT8_MIN_MEAN_COSINE = 0.98;
+    /** bf16 against fp32: the smallest cosine allowed (measured 0.99998 on MiniLM, see Bf16Test). */
+    static final double BF16_MIN_COSINE = 0.999;
 
     record Impl(String name, Runnable op) {
     }
@@ -133,17 +135,23 @@ public final class Compare {
         // A second copy for int8: switching int8 on and off re-quantizes, which must not be timed.
         Bert bertQ = Bert4jRunner.loadDefault(KernelMode.FUSED);
         bertQ.model().setInt8(true);
+        // And one for bf16, on CPUs with AMX only (the mode is refused elsewhere).
+        Bert bertB = null;
+        if (io.bert4j.kernels.Kernels.bf16Amx()) {
+            bertB = Bert4jRunner.loadDefault(KernelMode.FUSED);
+            bertB.model().setBf16(true);
+        }
         OrtReference ort = new OrtReference(threads);
 
         List<Case> list = new ArrayList<>();
         if (cases.contains("a")) {
-            list.add(encoderCase("a", 1, 128, or(warmup, 10), or(iters, 150), bert, bertQ.model(), ort));
+            list.add(encoderCase("a", 1, 128, or(warmup, 10), or(iters, 150), bert, bertQ.model(), bertB, ort));
         }
         if (cases.contains("b")) {
-            list.add(sentencesCase(batches, or(warmup, 2), or(iters, 30), bert, bertQ, ort));
+            list.add(sentencesCase(batches, or(warmup, 2), or(iters, 30), bert, bertQ, bertB, ort));
         }
         if (cases.contains("c")) {
-            list.add(encoderCase("c", 8, 512, or(warmup, 2), or(iters, 15), bert, bertQ.model(), ort));
+            list.add(encoderCase("c", 8, 512, or(warmup, 2), or(iters, 15), bert, bertQ.model(), bertB, ort));
         }
         Bert trainBert = null;
         TrainStep train = null;
@@ -235,14 +243,17 @@ public final class Compare {
     }
 
     private static Case encoderCase(String id, int batch, int seq, int warmup, int iters, Bert bert, BertModel int8,
-                                    OrtReference ort) {
+                                    Bert bf16OrNull, OrtReference ort) {
         BertModel model = bert.model();
         Workloads.Inputs in = Workloads.Inputs.of(Workloads.fixedLength(bert.tokenizer(), batch, seq), bert.tokenizer().padId());
-        List<Impl> impls = List.of(
+        List<Impl> impls = new ArrayList<>(List.of(
                 new Impl("bert4j fused", () -> { model.setKernels(KernelMode.FUSED); Bert4jRunner.forward(model, in); }),
-                new Impl("bert4j fused int8", () -> Bert4jRunner.forward(int8, in)),
-                new Impl("bert4j torch", () -> { model.setKernels(KernelMode.TORCH); Bert4jRunner.forward(model, in); }),
-                new Impl("ORT", () -> ort.forward(in)));
+                new Impl("bert4j fused int8", () -> Bert4jRunner.forward(int8, in))));
+        if (bf16OrNull != null) {
+            impls.add(new Impl("bert4j fused bf16", () -> Bert4jRunner.forward(bf16OrNull.model(), in)));
+        }
+        impls.add(new Impl("bert4j torch", () -> { model.setKernels(KernelMode.TORCH); Bert4jRunner.forward(model, in); }));
+        impls.add(new Impl("ORT", () -> ort.forward(in)));
         float[] ref = ort.lastHiddenState(in);
         model.setKernels(KernelMode.FUSED);
         float[] fused = Bert4jRunner.lastHiddenState(model, in);
@@ -253,27 +264,39 @@ public final class Compare {
         double dFused = Bert4jRunner.maxAbsDiff(fused, ref);
         double dTorch = Bert4jRunner.maxAbsDiff(torchOut, ref);
         double[] cos = cosines(rows(fused, h), rows(q, h));
-        List<String> notes = List.of(
+        List<String> notes = new ArrayList<>(List.of(
                 check(dFused <= FP32_TOL && dTorch <= FP32_TOL, String.format(Locale.ROOT,
                         "parity: max |last_hidden_state - ORT|: fused %.1e, torch %.1e (limit %.0e)", dFused, dTorch, FP32_TOL)),
                 check(cos[0] >= INT8_MIN_MEAN_COSINE, String.format(Locale.ROOT,
                         "int8 accuracy: per-token cosine to fused fp32 mean %.4f, min %.4f; max |diff to ORT| %.2f",
-                        cos[0], cos[1], Bert4jRunner.maxAbsDiff(q, ref))));
+                        cos[0], cos[1], Bert4jRunner.maxAbsDiff(q, ref)))));
+        if (bf16OrNull != null) {
+            float[] b = Bert4jRunner.lastHiddenState(bf16OrNull.model(), in);
+            double[] cb = cosines(rows(fused, h), rows(b, h));
+            notes.add(check(cb[1] >= BF16_MIN_COSINE, String.format(Locale.ROOT,
+                    "bf16 accuracy: per-token cosine to fused fp32 mean %.6f, min %.6f; max |diff to ORT| %.3f",
+                    cb[0], cb[1], Bert4jRunner.maxAbsDiff(b, ref))));
+        }
         String title = (batch == 1 ? "latency" : "throughput") + ", batch " + batch + " x " + seq + " tokens (encoder forward)";
         return new Case(id, title, "sequences", batch, warmup, iters, impls, List.of("ORT"), notes);
     }
 
-    private static Case sentencesCase(int batches, int warmup, int iters, Bert bert, Bert bertQ, OrtReference ort) {
+    private static Case sentencesCase(int batches, int warmup, int iters, Bert bert, Bert bertQ, Bert bertB,
+                                      OrtReference ort) {
         List<String> texts = Workloads.consecutiveSentences(0, batches * 32);
         BertModel model = bert.model();
         BertTokenizer tok = bert.tokenizer();
         EmbedOptions opts = EmbedOptions.DEFAULTS.withBatchSize(32);
-        List<Impl> impls = List.of(
+        List<Impl> impls = new ArrayList<>(List.of(
                 new Impl("bert4j fused", () -> { model.setKernels(KernelMode.FUSED); bert.embed(texts, opts); }),
-                new Impl("bert4j fused int8", () -> bertQ.embed(texts, opts)),
+                new Impl("bert4j fused int8", () -> bertQ.embed(texts, opts))));
+        if (bertB != null) {
+            impls.add(new Impl("bert4j fused bf16", () -> bertB.embed(texts, opts)));
+        }
+        impls.addAll(List.of(
                 new Impl("bert4j torch", () -> { model.setKernels(KernelMode.TORCH); bert.embed(texts, opts); }),
                 new Impl("ORT one by one", () -> ort.embedOneByOne(tok, texts)),
-                new Impl("ORT sorted batches", () -> ort.embedSortedBatches(tok, texts, 32)));
+                new Impl("ORT sorted batches", () -> ort.embedSortedBatches(tok, texts, 32))));
         float[][] ref = ort.embedOneByOne(tok, texts);
         model.setKernels(KernelMode.FUSED);
         float[][] fused = bert.embed(texts, opts);
@@ -293,7 +316,7 @@ public final class Compare {
         for (int from = 0; from < sortedLengths.length; from += 32) {
             padded += (long) sortedLengths[Math.min(sortedLengths.length, from + 32) - 1] * (Math.min(sortedLengths.length, from + 32) - from);
         }
-        List<String> notes = List.of(
+        List<String> notes = new ArrayList<>(List.of(
                 String.format(Locale.ROOT, "texts: SST-2 train sentences 1-%d (%d batches of 32 in file order): %d-%d tokens, "
                                 + "mean %.1f; %d real tokens, %d once length-sorted batches are padded",
                         texts.size(), batches, sortedLengths[0], sortedLengths[sortedLengths.length - 1],
@@ -306,7 +329,13 @@ public final class Compare {
                         dFused, dTorch, dSorted, FP32_TOL)),
                 check(cos[0] >= INT8_MIN_MEAN_COSINE, String.format(Locale.ROOT,
                         "int8 accuracy: cosine of int8 to fused fp32 embeddings over %d sentences: mean %.4f, min %.4f",
-                        texts.size(), cos[0], cos[1])));
+                        texts.size(), cos[0], cos[1]))));
+        if (bertB != null) {
+            double[] cb = cosines(fused, bertB.embed(texts, opts));
+            notes.add(check(cb[1] >= BF16_MIN_COSINE, String.format(Locale.ROOT,
+                    "bf16 accuracy: cosine of bf16 to fused fp32 embeddings over %d sentences: mean %.6f, min %.6f",
+                    texts.size(), cb[0], cb[1])));
+        }
         return new Case("b", String.format(Locale.ROOT, "throughput, %d SST-2 sentences end to end (tokenize, forward, mean pool, "
                 + "normalise)", texts.size()), "sentences", texts.size(), warmup, iters, impls,
                 List.of("ORT one by one", "ORT sorted batches"), notes);
