@@ -141,6 +141,34 @@ class EmbedCommandTest {
 
         Run badFlag = run("embed", "--no-such-flag");
         assertEquals(2, badFlag.code());
+
+        Run bothPrecisions = run("embed", "--model", model.toString(), "--int8", "--bf16", "x");
+        assertEquals(1, bothPrecisions.code());
+        assertTrue(bothPrecisions.err().contains("--int8 and --bf16 are exclusive"), bothPrecisions.err());
+    }
+
+    /** --bf16 runs on CPUs with AMX (close to float32, not equal) and is refused elsewhere, naming why. */
+    @Test
+    void bf16RunsWhereTheCpuHasAmxAndIsRefusedElsewhere() throws IOException {
+        String text = "I like eating apples.";
+        Run r = run("embed", "--model", model.toString(), "--bf16", text);
+        if (!io.bert4j.kernels.Kernels.bf16Amx()) {
+            assertEquals(1, r.code());
+            assertTrue(r.err().contains("AMX-BF16"), r.err());
+            return;
+        }
+        assertEquals(0, r.code(), r.err());
+        float[] bf16 = vector(lines(r.out()).get(0));
+        float[] fp32 = vector(lines(run("embed", "--model", model.toString(), text).out()).get(0));
+        double dot = 0, na = 0, nb = 0;
+        for (int k = 0; k < fp32.length; k++) {
+            dot += (double) bf16[k] * fp32[k];
+            na += (double) bf16[k] * bf16[k];
+            nb += (double) fp32[k] * fp32[k];
+        }
+        double cosine = dot / Math.sqrt(na * nb);
+        assertTrue(cosine >= 0.999, "bf16 vs float32 cosine " + cosine);
+        assertFalse(java.util.Arrays.equals(bf16, fp32), "bf16 output identical to float32: the bf16 path did not run");
     }
 
     @Test
