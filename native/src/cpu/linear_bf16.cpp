@@ -92,9 +92,10 @@ BERT4J_AMX void epilogue(const float* src, int64_t lds, const float* bias, float
     }
 }
 
-// Rows [r0, r0 + 32) (TWO) or [r0, r0 + 16) of a (bf16, row stride lda elements, zero-padded to
-// whole tiles) times panel wp, into y rows r0.. (mr of them valid), nc of the panel's 32
-// columns valid. Sums in tiles 0-3, x tiles 4-5, weight tiles 6-7.
+// Rows [r0, r0 + 32) (TWO) or [r0, r0 + 16) of a times panel wp, into y rows r0.. (mr of them
+// valid), nc of the panel's 32 columns valid. `a` points at the first row's 16-row block of the
+// tile-blocked bf16 copy of x (see convert_rows); the next block starts 16 * lda elements on.
+// Sums in tiles 0-3, x tiles 4-5, weight tiles 6-7.
 template <bool TWO>
 BERT4J_AMX void tile_amx(const uint16_t* a, int64_t lda, const uint16_t* wp, int64_t steps,
                          const float* bias, float* y, int64_t ldy, int mr, int nc) {
@@ -104,16 +105,15 @@ BERT4J_AMX void tile_amx(const uint16_t* a, int64_t lda, const uint16_t* wp, int
         _tile_zero(2);
         _tile_zero(3);
     }
-    const int64_t stride = lda * 2;
     for (int64_t s = 0; s < steps; ++s) {
         const uint16_t* w = wp + s * 2 * kTile;
-        _tile_loadd(4, a + s * KS, stride);
+        _tile_loadd(4, a + s * kTile, 64);
         _tile_loadd(6, w, 64);
         _tile_loadd(7, w + kTile, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         if (TWO) {
-            _tile_loadd(5, a + 16 * lda + s * KS, stride);
+            _tile_loadd(5, a + 16 * lda + s * kTile, 64);
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
         }
@@ -140,32 +140,32 @@ BERT4J_AMX void tile_amx(const uint16_t* a, int64_t lda, const uint16_t* wp, int
     epilogue(tmp, 32, bias, y, ldy, mr, nc);
 }
 
-// x rows [r_begin, r_end) of [m, k] -> bf16 rows of a (row stride lda >= k, multiple of 32),
-// zero past k; rows >= m are all zero.
+// x rows [r_begin, r_end) of [m, k] (r_begin a multiple of 16) -> the bf16 copy `a`, blocked the
+// way AMX loads it: per block of 16 rows, per step of 32 k values, one contiguous 1 KiB tile (16
+// rows x 32 bf16), so every tile load reads 16 consecutive cache lines. lda = steps * 32; zero
+// past k; rows >= m all zero.
 BERT4J_AMX void convert_rows(const float* x, int64_t ldx, int64_t m, int64_t k, uint16_t* a,
                              int64_t lda, int64_t r_begin, int64_t r_end) {
+    const int64_t steps = lda / KS;
     for (int64_t r = r_begin; r < r_end; ++r) {
-        uint16_t* ar = a + r * lda;
+        uint16_t* ar = a + (r / 16) * 16 * lda + (r % 16) * KS;  // row r of step 0's tile
         if (r >= m) {
-            std::memset(ar, 0, static_cast<size_t>(lda) * 2);
+            for (int64_t s = 0; s < steps; ++s) std::memset(ar + s * kTile, 0, KS * 2);
             continue;
         }
         const float* xr = x + r * ldx;
-        int64_t c = 0;
-        for (; c + 32 <= k; c += 32) {
-            const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + c + 16), _mm512_loadu_ps(xr + c));
-            _mm512_storeu_si512(ar + c, reinterpret_cast<__m512i>(v));
+        for (int64_t s = 0; s < steps; ++s) {
+            const int64_t c = s * KS, left = k - c;
+            __m512bh v;
+            if (left >= 32) {
+                v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + c + 16), _mm512_loadu_ps(xr + c));
+            } else {
+                const __mmask16 l0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+                const __mmask16 l1 = left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1u);
+                v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(l1, xr + c + 16), _mm512_maskz_loadu_ps(l0, xr + c));
+            }
+            _mm512_store_si512(ar + s * kTile, reinterpret_cast<__m512i>(v));  // zeros past k
         }
-        if (c < k) {
-            const int64_t left = k - c;
-            const __mmask16 l0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
-            const __mmask16 l1 = left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1u);
-            const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(l1, xr + c + 16),
-                                                   _mm512_maskz_loadu_ps(l0, xr + c));
-            _mm512_storeu_si512(ar + c, reinterpret_cast<__m512i>(v));  // zeros past k
-            c += 32;
-        }
-        if (c < lda) std::memset(ar + c, 0, static_cast<size_t>(lda - c) * 2);
     }
 }
 
