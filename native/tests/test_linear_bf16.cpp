@@ -10,6 +10,9 @@
 //     its own order, so it is held to the bound, not to the scalar path's bits);
 //  5. the float64 product x . w^T + bias within the bf16 rounding bound
 //     sum |x||w| (2^-8 + 2^-8 + 2^-16) + the summation bound: the rounding itself is right.
+//  6. (AMX) the encoder layer's fused pair: linear_bf16_gelu_launch (bias + GELU in the GEMM's
+//     epilogue, bf16 out) then linear_bf16_blocked_launch gives bitwise the outputs of the
+//     three-step path (GEMM without bias, bias_gelu_launch, GEMM), every GELU form, tails included.
 // BERT shapes and awkward ones (k and n not multiples of 32, rows not multiples of 16, padded
 // rows), 1 and 2 threads, NaN/inf rows, and the entry points' argument checks.
 
@@ -20,6 +23,7 @@
 #include <random>
 #include <vector>
 
+#include "../src/cpu/bias_gelu.h"
 #include "../src/cpu/linear_bf16.h"
 #include "bert4j_kernels.h"
 #include "test_util.h"
@@ -140,6 +144,34 @@ void check_nonfinite_rows(bool amx) {
     CHECK(bad == 0, "%s: %d outputs wrong with a NaN row and an inf row", amx ? "amx" : "scalar", bad);
 }
 
+void check_fused_gelu_pair(int64_t m, int64_t n1, int64_t k, int64_t n2, int approximate, int threads,
+                           std::mt19937& rng) {
+    using namespace bert4j::cpu;
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> x(m * k), w1(n1 * k), b1(n1), w2(n2 * n1), b2(n2);
+    for (float& v : x) v = dist(rng);
+    for (float& v : w1) v = dist(rng) * 0.2f;
+    for (float& v : b1) v = dist(rng);
+    for (float& v : w2) v = dist(rng) * 0.1f;
+    for (float& v : b2) v = dist(rng);
+    std::vector<uint16_t> p1(bf16_packed_elements(n1, k)), p2(bf16_packed_elements(n2, n1));
+    linear_bf16_pack(w1.data(), n1, k, k, p1.data());
+    linear_bf16_pack(w2.data(), n2, n1, n1, p2.data());
+    // Three steps.
+    std::vector<float> inter(m * n1), want(m * n2), got(m * n2, -777.0f);
+    linear_bf16_launch(x.data(), p1.data(), nullptr, inter.data(), m, n1, k, k, n1, true, threads);
+    bias_gelu_launch(inter.data(), b1.data(), inter.data(), m, n1, n1, n1, approximate, best_isa(), threads);
+    linear_bf16_launch(inter.data(), p2.data(), b2.data(), want.data(), m, n2, n1, n1, n2, true, threads);
+    // Fused pair.
+    const uint16_t* a = linear_bf16_gelu_launch(x.data(), p1.data(), b1.data(), m, n1, k, k, approximate, threads);
+    linear_bf16_blocked_launch(a, p2.data(), b2.data(), got.data(), m, n2, n1, n2, threads);
+    int64_t diff = 0;
+    for (int64_t i = 0; i < m * n2; ++i) diff += std::memcmp(&want[i], &got[i], 4) != 0;
+    CHECK(diff == 0, "fused GELU pair m=%lld n1=%lld k=%lld n2=%lld gelu=%d threads=%d: %lld of %lld outputs differ",
+          (long long)m, (long long)n1, (long long)k, (long long)n2, approximate, threads, (long long)diff,
+          (long long)(m * n2));
+}
+
 void check_arguments() {
     std::vector<float> x(64), y(64);
     std::vector<uint16_t> p(2048);
@@ -203,7 +235,16 @@ int main() {
               amx ? "AMX" : "scalar");
     }
     check_nonfinite_rows(false);
-    if (amx) check_nonfinite_rows(true);
+    if (amx) {
+        check_nonfinite_rows(true);
+        if (bert4j::cpu::best_isa() == bert4j::cpu::Isa::Avx512) {
+            for (int64_t m : {1, 7, 16, 17, 33, 70})
+                for (int approximate : {BERT4J_GELU_EXACT, BERT4J_GELU_TANH})
+                    check_fused_gelu_pair(m, 1536, 384, 384, approximate, 2, rng);
+            check_fused_gelu_pair(19, 37, 9, 5, BERT4J_GELU_EXACT, 1, rng);  // tails: n1, k, n2 not multiples of 32
+            check_fused_gelu_pair(45, 70, 41, 33, BERT4J_GELU_TANH, 2, rng);
+        }
+    }
     check_arguments();
     std::printf("%s (%d failures)\n", bert4j::test::g_failures == 0 ? "PASS" : "FAIL", bert4j::test::g_failures);
     return bert4j::test::g_failures == 0 ? 0 : 1;

@@ -347,6 +347,35 @@ BERT4J_AVX512 void row_avx512(const float* x, const float* b, float* y, int64_t 
     }
 }
 
+#define BERT4J_AVX512_BF16 __attribute__((target("avx512f,avx512dq,avx512bw,avx512bf16,avx2,fma")))
+
+// gelu(x + bias) of a block of up to 32 rows x 32 columns, rounded to bf16 (to nearest even,
+// as vcvtne2ps2bf16) into one or two 16 x 32 AMX operand tiles (t1 == nullptr: 16 rows). The
+// same float operations as row_avx512, so the values are those rows' outputs, rounded.
+template <bool Tanh>
+BERT4J_AVX512_BF16 void gelu_block_bf16(const float* x, int64_t ldx, const float* b, int rows, int cols,
+                                        uint16_t* t0, uint16_t* t1) {
+    const __mmask16 lo = cols >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1u);
+    const __mmask16 hi = cols <= 16 ? __mmask16(0)
+                         : cols >= 32 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (cols - 16)) - 1u);
+    const __m512 b0 = b != nullptr ? _mm512_maskz_loadu_ps(lo, b) : _mm512_setzero_ps();
+    const __m512 b1 = b != nullptr ? _mm512_maskz_loadu_ps(hi, b + 16) : _mm512_setzero_ps();
+    const int total = t1 != nullptr ? 32 : 16;
+    for (int r = 0; r < total; ++r) {
+        uint16_t* d = r < 16 ? t0 + r * 32 : t1 + (r - 16) * 32;
+        if (r >= rows) {
+            _mm512_store_si512(d, _mm512_setzero_si512());
+            continue;
+        }
+        const float* xr = x + r * ldx;
+        const __m512 h0 = _mm512_add_ps(_mm512_maskz_loadu_ps(lo, xr), b0);
+        const __m512 h1 = _mm512_add_ps(_mm512_maskz_loadu_ps(hi, xr + 16), b1);
+        const __m512 g0 = _mm512_maskz_mov_ps(lo, Tanh ? gelu_tanh16(h0) : gelu_exact16(h0));
+        const __m512 g1 = _mm512_maskz_mov_ps(hi, Tanh ? gelu_tanh16(h1) : gelu_exact16(h1));
+        _mm512_store_si512(d, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(g1, g0)));
+    }
+}
+
 template <bool Tanh, bool Acc>
 BERT4J_AVX512 void row_avx512_backward(const float* dy, const float* x, const float* b, float* dx,
                                        double* acc, int64_t n) {
@@ -427,6 +456,13 @@ Isa best_isa() {
 }
 
 // ---- launcher layer ---------------------------------------------------------------------
+
+void bias_gelu_block_bf16(const float* x, int64_t ldx, const float* bias, int rows, int cols,
+                          uint16_t* tile0, uint16_t* tile1, int approximate) {
+    if (approximate == BERT4J_GELU_TANH) gelu_block_bf16<true>(x, ldx, bias, rows, cols, tile0, tile1);
+    else gelu_block_bf16<false>(x, ldx, bias, rows, cols, tile0, tile1);
+}
+
 
 void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows, int64_t cols,
                       int64_t x_row_stride, int64_t y_row_stride, int approximate, Isa isa,

@@ -20,6 +20,14 @@ void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows,
                       int64_t x_row_stride, int64_t y_row_stride, int approximate, Isa isa,
                       int max_threads);
 
+// gelu(x + bias) of a block of `rows` (<= 32) x `cols` (<= 32) values (row stride ldx; bias
+// [cols] or null) rounded to bf16 into AMX operand tiles: rows 0-15 into tile0, 16-31 into
+// tile1 (null: 16 rows), each 16 rows x 32 bf16 (64-byte aligned); rows >= `rows` and columns
+// >= `cols` are written as 0. The values are bias_gelu_launch's (AVX-512 path), rounded to
+// nearest even. Needs AVX-512 BF16 (callers: the AMX GEMM, linear_bf16.cpp).
+void bias_gelu_block_bf16(const float* x, int64_t ldx, const float* bias, int rows, int cols,
+                          uint16_t* tile0, uint16_t* tile1, int approximate);
+
 // Backward launcher: dx = dy * gelu'(x + bias); when dbias != nullptr, dbias = column sums
 // of dx accumulated in double over fixed blocks of rows (the blocking depends on rows only)
 // and reduced in block order, so the result does not depend on max_threads.

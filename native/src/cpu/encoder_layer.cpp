@@ -223,11 +223,20 @@ void encoder_layer_forward(float* h, const void* const* wv, float* ws, int64_t r
     add_layer_norm(tmp, h, w[BERT4J_LAYER_ATTN_LN_WEIGHT], w[BERT4J_LAYER_ATTN_LN_BIAS], h, rows,
                    H, eps, isa, threads);
 
-    linear(h, BERT4J_LAYER_INTER_WEIGHT, -1, inter, I, H);
-    bias_gelu_launch(inter, w[BERT4J_LAYER_INTER_BIAS], inter, rows, I, I, I, approximate, isa,
-                     threads);
-
-    linear(inter, BERT4J_LAYER_OUT_WEIGHT, BERT4J_LAYER_OUT_BIAS, tmp, H, I);
+    if (kind == LinearKind::Bf16 && amx_bf16_supported()) {
+        // bias + GELU in the intermediate GEMM's epilogue, straight to the bf16 operand copy the
+        // output GEMM reads (the same values as the three steps below, without the fp32 round trip).
+        const uint16_t* ab = linear_bf16_gelu_launch(
+            h, static_cast<const uint16_t*>(wv[BERT4J_LAYER_INTER_WEIGHT]), w[BERT4J_LAYER_INTER_BIAS], rows, I, H,
+            H, approximate, threads);
+        linear_bf16_blocked_launch(ab, static_cast<const uint16_t*>(wv[BERT4J_LAYER_OUT_WEIGHT]),
+                                   w[BERT4J_LAYER_OUT_BIAS], tmp, rows, H, I, H, threads);
+    } else {
+        linear(h, BERT4J_LAYER_INTER_WEIGHT, -1, inter, I, H);
+        bias_gelu_launch(inter, w[BERT4J_LAYER_INTER_BIAS], inter, rows, I, I, I, approximate, isa,
+                         threads);
+        linear(inter, BERT4J_LAYER_OUT_WEIGHT, BERT4J_LAYER_OUT_BIAS, tmp, H, I);
+    }
     add_layer_norm(tmp, h, w[BERT4J_LAYER_OUT_LN_WEIGHT], w[BERT4J_LAYER_OUT_LN_BIAS], h, rows, H,
                    eps, isa, threads);
 }

@@ -15,6 +15,7 @@
 
 #include "linear_bf16.h"
 #include "linear.h"  // linear_min_chunk
+#include "bias_gelu.h"  // bias_gelu_block_bf16
 
 #include <algorithm>
 #include <cfloat>
@@ -96,9 +97,18 @@ BERT4J_AMX void epilogue(const float* src, int64_t lds, const float* bias, float
 // valid), nc of the panel's 32 columns valid. `a` points at the first row's 16-row block of the
 // tile-blocked bf16 copy of x (see convert_rows); the next block starts 16 * lda elements on.
 // Sums in tiles 0-3, x tiles 4-5, weight tiles 6-7.
+// Where a task's outputs go: y (plain, bias added) or, with gelu_to set, gelu(sum + bias)
+// rounded to bf16 into the tile-blocked operand copy of the next GEMM (its tile for these rows
+// and this panel's 32 columns, which are one k step there).
+struct Epilogue {
+    uint16_t* gelu_to = nullptr;  // the first row block's tile for this panel, or null
+    int64_t gelu_lda = 0;         // elements per row of that copy (the next block is 16 * lda on)
+    int approximate = 0;
+};
+
 template <bool TWO>
 BERT4J_AMX void tile_amx(const uint16_t* a, int64_t lda, const uint16_t* wp, int64_t steps,
-                         const float* bias, float* y, int64_t ldy, int mr, int nc) {
+                         const float* bias, float* y, int64_t ldy, int mr, int nc, const Epilogue& ep) {
     _tile_zero(0);
     _tile_zero(1);
     if (TWO) {
@@ -119,7 +129,7 @@ BERT4J_AMX void tile_amx(const uint16_t* a, int64_t lda, const uint16_t* wp, int
         }
     }
     const int rows = TWO ? 32 : 16;
-    if (mr == rows && nc == 32) {
+    if (ep.gelu_to == nullptr && mr == rows && nc == 32) {
         // Whole block: straight into y, then the bias while the lines are in L1.
         _tile_stored(0, y, ldy * 4);
         _tile_stored(1, y + 16, ldy * 4);
@@ -137,7 +147,11 @@ BERT4J_AMX void tile_amx(const uint16_t* a, int64_t lda, const uint16_t* wp, int
         _tile_stored(2, tmp + 16 * 32, 32 * 4);
         _tile_stored(3, tmp + 16 * 32 + 16, 32 * 4);
     }
-    epilogue(tmp, 32, bias, y, ldy, mr, nc);
+    if (ep.gelu_to != nullptr)
+        bias_gelu_block_bf16(tmp, 32, bias, mr, nc, ep.gelu_to, TWO ? ep.gelu_to + 16 * ep.gelu_lda : nullptr,
+                             ep.approximate);
+    else
+        epilogue(tmp, 32, bias, y, ldy, mr, nc);
 }
 
 // x rows [r_begin, r_end) of [m, k] (r_begin a multiple of 16) -> the bf16 copy `a`, blocked the
@@ -173,24 +187,27 @@ struct AlignedFree {
     void operator()(uint16_t* p) const { std::free(p); }
 };
 
-BERT4J_AMX void launch_amx(const float* x, const uint16_t* packed, const float* bias, float* y,
-                           int64_t m, int64_t n, int64_t k, int64_t ldx, int64_t ldy, int max_threads) {
-    const int64_t steps = bf16_steps(k), lda = steps * KS, panels = bf16_panels(n);
-    const int64_t mp = (m + 15) / 16 * 16;
-    // x in bf16, per calling thread, reused across calls (grown as needed, 64-byte aligned).
-    thread_local std::unique_ptr<uint16_t, AlignedFree> abuf;
-    thread_local size_t acap = 0;
-    const size_t need = static_cast<size_t>(mp * lda);
-    if (acap < need) {
-        abuf.reset();
-        acap = 0;
+// A 64-byte aligned bf16 buffer per calling thread and purpose, grown as needed, reused.
+uint16_t* thread_buffer(std::unique_ptr<uint16_t, AlignedFree>& buf, size_t& cap, size_t need) {
+    if (cap < need) {
+        buf.reset();
+        cap = 0;
         void* p = std::aligned_alloc(64, (need * 2 + 63) / 64 * 64);
         if (p == nullptr) throw std::bad_alloc();
-        abuf.reset(static_cast<uint16_t*>(p));
-        acap = need;
+        buf.reset(static_cast<uint16_t*>(p));
+        cap = need;
     }
-    uint16_t* a = abuf.get();
+    return buf.get();
+}
 
+// The AMX GEMM over m rows: x (fp32, converted here into `a`) or, with x null, `a` already
+// holding the tile-blocked bf16 rows (lda = steps * 32). Outputs per `gelu`: into y, or, when
+// gelu.gelu_to is set (the copy's base), gelu(sum + bias) in bf16 into that tile-blocked copy.
+BERT4J_AMX void launch_amx(const float* x, int64_t ldx, uint16_t* a, const uint16_t* packed,
+                           const float* bias, float* y, int64_t m, int64_t n, int64_t k, int64_t ldy,
+                           const Epilogue& gelu, int max_threads) {
+    const int64_t steps = bf16_steps(k), lda = steps * KS, panels = bf16_panels(n);
+    const int64_t mp = (m + 15) / 16 * 16;
     const int64_t row_blocks = (mp + kMb - 1) / kMb;
     const int64_t tasks = panels * row_blocks;
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
@@ -201,12 +218,14 @@ BERT4J_AMX void launch_amx(const float* x, const uint16_t* packed, const float* 
     const int64_t group_tasks = panels * kGroupBlocks;  // tasks of a whole group (the last may be smaller)
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
+        if (x != nullptr) {
 #pragma omp for schedule(static)
-        for (int64_t rb = 0; rb < (mp + 15) / 16; ++rb) convert_rows(x, ldx, m, k, a, lda, rb * 16, rb * 16 + 16);
+            for (int64_t rb = 0; rb < mp / 16; ++rb) convert_rows(x, ldx, m, k, a, lda, rb * 16, rb * 16 + 16);
+        }
         load_tile_config();
         // Row groups outermost, then panels, then the group's row blocks: a group's bf16 rows
-        // (kGroupRows x k) stay in L2 while every weight panel passes by once per group, and
-        // consecutive tasks share a panel.
+        // (kGroupBlocks x 32 rows x k) stay in L2 while every weight panel passes by once per
+        // group, and consecutive tasks share a panel.
 #pragma omp for schedule(guided, chunk)
         for (int64_t t = 0; t < tasks; ++t) {
             const int64_t g = t / group_tasks, in_group = t % group_tasks;
@@ -217,12 +236,22 @@ BERT4J_AMX void launch_amx(const float* x, const uint16_t* packed, const float* 
             const int nc = static_cast<int>(std::min<int64_t>(NP, n - c0));
             const uint16_t* wp = packed + p * steps * 2 * kTile;
             const float* b = bias != nullptr ? bias + c0 : nullptr;
-            if (mp - r0 >= 32) tile_amx<true>(a + r0 * lda, lda, wp, steps, b, y + r0 * ldy + c0, ldy, mr, nc);
-            else tile_amx<false>(a + r0 * lda, lda, wp, steps, b, y + r0 * ldy + c0, ldy, mr, nc);
+            Epilogue ep = gelu;
+            if (ep.gelu_to != nullptr) ep.gelu_to += (r0 / 16) * 16 * ep.gelu_lda + p * kTile;
+            float* yt = y != nullptr ? y + r0 * ldy + c0 : nullptr;
+            if (mp - r0 >= 32) tile_amx<true>(a + r0 * lda, lda, wp, steps, b, yt, ldy, mr, nc, ep);
+            else tile_amx<false>(a + r0 * lda, lda, wp, steps, b, yt, ldy, mr, nc, ep);
         }
         _tile_release();
     }
 }
+
+// The bf16 copy of x per calling thread (linear_bf16_launch, linear_bf16_gelu_launch's input).
+thread_local std::unique_ptr<uint16_t, AlignedFree> t_xbuf;
+thread_local size_t t_xcap = 0;
+// linear_bf16_gelu_launch's output per calling thread.
+thread_local std::unique_ptr<uint16_t, AlignedFree> t_gbuf;
+thread_local size_t t_gcap = 0;
 
 // ---- scalar path ----------------------------------------------------------------------------
 // The sums AMX computes, up to the order of its fp32 additions: bf16 operands with denormals
@@ -295,10 +324,31 @@ void linear_bf16_pack(const float* w, int64_t n, int64_t k, int64_t ldw, uint16_
 void linear_bf16_launch(const float* x, const uint16_t* packed, const float* bias, float* y, int64_t m,
                         int64_t n, int64_t k, int64_t x_row_stride, int64_t y_row_stride, bool use_amx,
                         int max_threads) {
-    if (use_amx && amx_bf16_supported())
-        launch_amx(x, packed, bias, y, m, n, k, x_row_stride, y_row_stride, max_threads);
-    else
+    if (use_amx && amx_bf16_supported()) {
+        uint16_t* a = thread_buffer(t_xbuf, t_xcap, static_cast<size_t>(bf16_blocked_elements(m, k)));
+        launch_amx(x, x_row_stride, a, packed, bias, y, m, n, k, y_row_stride, Epilogue{}, max_threads);
+    } else
         launch_scalar(x, packed, bias, y, m, n, k, x_row_stride, y_row_stride, max_threads);
+}
+
+const uint16_t* linear_bf16_gelu_launch(const float* x, const uint16_t* packed, const float* bias, int64_t m,
+                                        int64_t n, int64_t k, int64_t x_row_stride, int approximate,
+                                        int max_threads) {
+    uint16_t* a = thread_buffer(t_xbuf, t_xcap, static_cast<size_t>(bf16_blocked_elements(m, k)));
+    uint16_t* out = thread_buffer(t_gbuf, t_gcap, static_cast<size_t>(bf16_blocked_elements(m, n)));
+    // k steps of the output beyond n's panels (n not a multiple of 32 leaves none: panels = steps)
+    Epilogue ep;
+    ep.gelu_to = out;
+    ep.gelu_lda = bf16_steps(n) * KS;
+    ep.approximate = approximate;
+    launch_amx(x, x_row_stride, a, packed, bias, nullptr, m, n, k, 0, ep, max_threads);
+    return out;
+}
+
+void linear_bf16_blocked_launch(const uint16_t* a, const uint16_t* packed, const float* bias, float* y,
+                                int64_t m, int64_t n, int64_t k, int64_t y_row_stride, int max_threads) {
+    launch_amx(nullptr, 0, const_cast<uint16_t*>(a), packed, bias, y, m, n, k, y_row_stride, Epilogue{},
+               max_threads);
 }
 
 }  // namespace bert4j::cpu

@@ -49,6 +49,25 @@ void linear_bf16_launch(const float* x, const uint16_t* packed, const float* bia
                         int64_t m, int64_t n, int64_t k, int64_t x_row_stride,
                         int64_t y_row_stride, bool use_amx, int max_threads);
 
+// bf16 elements of the tile-blocked copy of m rows of k values the AMX path reads (rows padded
+// to 16, k to 32): per block of 16 rows, per step of 32 k values, one 16 x 32 tile.
+inline int64_t bf16_blocked_elements(int64_t m, int64_t k) {
+    return (m + 15) / 16 * 16 * bf16_steps(k) * kBf16KStep;
+}
+
+// AMX only (amx_bf16_supported()). gelu(x . w^T + bias) (approximate: BERT4J_GELU_*), the
+// GEMM as linear_bf16_launch, bias + GELU as bias_gelu_launch on its fp32 sums, rounded to bf16
+// and written tile-blocked, ready to be the x of a GEMM with k = n. Returns that copy: the
+// calling thread's buffer, valid until its next call here.
+const uint16_t* linear_bf16_gelu_launch(const float* x, const uint16_t* packed, const float* bias, int64_t m,
+                                        int64_t n, int64_t k, int64_t x_row_stride, int approximate,
+                                        int max_threads);
+
+// AMX only. y[m, n] = a . w^T + bias with `a` a tile-blocked bf16 copy of m rows of k values
+// (from linear_bf16_gelu_launch): the same sums as linear_bf16_launch on the fp32 rows it holds.
+void linear_bf16_blocked_launch(const uint16_t* a, const uint16_t* packed, const float* bias, float* y,
+                                int64_t m, int64_t n, int64_t k, int64_t y_row_stride, int max_threads);
+
 // Whether this CPU has AMX-TILE and AMX-BF16 and the OS let this process use the tile state
 // (Linux arch_prctl ARCH_REQ_XCOMP_PERM, requested once). BERT4J_CPU_ISA=avx512, avx2 or
 // scalar turns it off (as they cap the other kernels).
