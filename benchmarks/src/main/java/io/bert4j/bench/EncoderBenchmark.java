@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * all-MiniLM-L6-v2 encoder forward pass (embeddings + 6 layers -> last_hidden_state), batch x
  * seq token ids from real SST-2 text, no padding. impl = bert4j with its fused kernels, in int8
- * mode (fused, {@code setInt8(true)}), bert4j
+ * mode (fused, {@code setInt8(true)}), in bf16 mode (fused, {@code setBf16(true)}; CPUs with AMX
+ * only, the trial fails with the reason elsewhere), bert4j
  * with plain libtorch ops, or the reference ONNX Runtime on the same ONNX file; the same thread
  * count for both runtimes. Input tensors are built inside the timed call on both sides; outputs
  * stay in native memory on both sides.
@@ -38,7 +39,7 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
 public class EncoderBenchmark {
 
-    @Param({"fused", "int8", "torch", "ort"})
+    @Param({"fused", "int8", "bf16", "torch", "ort"})
     public String impl;
 
     @Param({"1", "32"})
@@ -63,9 +64,12 @@ public class EncoderBenchmark {
         if (impl.equals("ort")) {
             ort = new OrtReference(threads);
         } else {
-            bert = Bert4jRunner.loadDefault(impl.equals("int8") ? KernelMode.FUSED : KernelMode.parse(impl));
+            boolean reduced = impl.equals("int8") || impl.equals("bf16");
+            bert = Bert4jRunner.loadDefault(reduced ? KernelMode.FUSED : KernelMode.parse(impl));
             if (impl.equals("int8")) {
                 bert.model().setInt8(true);
+            } else if (impl.equals("bf16")) {
+                bert.model().setBf16(true);
             }
             bert.model().prepareInference();
         }
