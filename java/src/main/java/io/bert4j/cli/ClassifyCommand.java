@@ -54,8 +54,15 @@ final class ClassifyCommand implements Callable<Integer> {
             + "(faster on CPU; measure the accuracy cost with eval classify --int8).")
     boolean int8;
 
+    @Option(names = "--bf16", description = "bf16 inference on AMX: the encoder's linear layers with bf16 operands "
+            + "and fp32 sums (Intel Sapphire Rapids or later; refused elsewhere).")
+    boolean bf16;
+
     @Override
     public Integer call() {
+        if (int8 && bf16) {
+            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
+        }
         KernelMode mode = KernelMode.parse(kernels);
         if (input != null && !texts.isEmpty()) {
             throw new Bert4jException("give texts as arguments or --input, not both");
@@ -82,6 +89,10 @@ final class ClassifyCommand implements Callable<Integer> {
             if (int8) {
                 // Only the encoder is quantized; the pooler and the classifier head stay float32.
                 c.model().encoder().setInt8(true);
+            }
+            if (bf16) {
+                // As for int8: the encoder's linear layers only.
+                c.model().encoder().setBf16(true);
             }
             PrintWriter out = spec.commandLine().getOut();
             int truncated = 0;

@@ -53,6 +53,10 @@ final class ClassifyEvalCommand implements Callable<Integer> {
             + "(faster on CPU); compare with a run without it for the accuracy cost.")
     boolean int8;
 
+    @Option(names = "--bf16", description = "bf16 inference on AMX: the encoder's linear layers with bf16 operands "
+            + "and fp32 sums (Intel Sapphire Rapids or later; refused elsewhere).")
+    boolean bf16;
+
     @Option(names = "--validation-split", paramLabel = "FRACTION|COUNT",
             description = "Evaluate only the rows that `finetune classify --validation-split` held out of the same file "
                     + "(same value and --seed), not the whole file.")
@@ -64,6 +68,9 @@ final class ClassifyEvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (int8 && bf16) {
+            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
+        }
         KernelMode mode = KernelMode.parse(kernels);
         if (batchSize <= 0) {
             throw new Bert4jException("--batch-size must be positive, got " + batchSize);
@@ -81,6 +88,10 @@ final class ClassifyEvalCommand implements Callable<Integer> {
             if (int8) {
                 // Only the encoder is quantized; the pooler and the classifier head stay float32.
                 c.model().encoder().setInt8(true);
+            }
+            if (bf16) {
+                // As for int8: the encoder's linear layers only.
+                c.model().encoder().setBf16(true);
             }
             Map<String, Integer> label2id = c.isRegression() ? null : c.model().config().label2id();
             ClassificationData.Encoded enc = ClassificationData.encode(file, c.tokenizer(), c.maxLength(), label2id,
