@@ -9,9 +9,11 @@
 // precision, like int8.
 //
 // Layers like linear.cpp: the AMX micro-kernels (32 rows x 32 columns in four accumulator
-// tiles, and a 16-row one for the last rows), a scalar path with the same sums, the launcher
-// (x rounded to bf16 once per call into a zero-padded buffer, tiles handed out panel by
-// panel), the checked C entry points.
+// tiles, and a 16-row one for the last rows; their epilogue either adds the bias into y or,
+// for the encoder layer's intermediate GEMM, applies bias + GELU and writes bf16 straight into
+// the next GEMM's operand copy), a scalar path with the same products, the launcher (x rounded
+// to bf16 once per call into a zero-padded, tile-blocked copy; tasks in row groups of 128, then
+// panels), the checked C entry points.
 
 #include "linear_bf16.h"
 #include "linear.h"  // linear_min_chunk
