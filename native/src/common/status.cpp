@@ -44,6 +44,30 @@ int ok() {
 
 int num_threads() { return g_threads.load(std::memory_order_relaxed); }
 
+int linear_call_prologue(const char* op, const void* x, const void* packed, const float* bias, float* y,
+                         int64_t m, int64_t n, int64_t k, int64_t x_row_stride, int64_t y_row_stride,
+                         bool* done) {
+    const auto ll = [](int64_t v) { return static_cast<long long>(v); };
+    *done = true;
+    if (m == 0 || n == 0) return ok();
+    if (y == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: y is NULL", op);
+    if (y_row_stride < n)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: y_row_stride must be >= n (%lld), got %lld", op, ll(n),
+                    ll(y_row_stride));
+    if (k == 0) {
+        for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = 0; j < n; ++j) y[r * y_row_stride + j] = bias != nullptr ? bias[j] : 0.0f;
+        return ok();
+    }
+    if (x == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: x is NULL", op);
+    if (packed == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: packed is NULL", op);
+    if (x_row_stride < k)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: x_row_stride must be >= k (%lld), got %lld", op, ll(k),
+                    ll(x_row_stride));
+    *done = false;
+    return BERT4J_OK;
+}
+
 int check_bias_gelu_args(const char* op, const void* x, const void* bias, const void* y,
                          int64_t rows, int64_t cols, int64_t x_row_stride,
                          int64_t y_row_stride, int approximate) {

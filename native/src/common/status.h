@@ -32,4 +32,13 @@ int check_bias_gelu_backward_args(const char* op, const void* dy, const void* x,
                                   int64_t dy_row_stride, int64_t x_row_stride,
                                   int64_t dx_row_stride, int approximate);
 
+// The checks the int8 and bf16 linear entry points share once n and k are valid (the caller
+// checked them and m >= 0, and still checks its own row-offset overflow after this): y non-NULL
+// with row stride >= n; for k > 0 x and packed non-NULL and x's row stride >= k. When nothing
+// is left to compute it returns BERT4J_OK with *done set: m or n is 0 (no output), or k is 0
+// (y is set to the bias, or to 0). A failure is recorded with fail() and returned.
+int linear_call_prologue(const char* op, const void* x, const void* packed, const float* bias, float* y,
+                         int64_t m, int64_t n, int64_t k, int64_t x_row_stride, int64_t y_row_stride,
+                         bool* done);
+
 }  // namespace bert4j::detail

@@ -28,6 +28,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include <cpuid.h>
 #include <sys/syscall.h>
@@ -270,14 +271,16 @@ void launch_scalar(const float* x, const uint16_t* packed, const float* bias, fl
     const int threads = static_cast<int>(std::min<int64_t>(max_threads, m));
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t r = 0; r < m; ++r) {
-        const float* xr = x + r * ldx;
+        // The row's bf16 values, rounded once (not once per output column).
+        std::vector<float> xb(static_cast<size_t>(k));
+        for (int64_t kk = 0; kk < k; ++kk) xb[kk] = daz(from_bf16(to_bf16(x[r * ldx + kk])));
         for (int64_t j = 0; j < n; ++j) {
             const int64_t p = j / NP, t = (j % NP) / 16, jj = j % 16;
             float acc = 0.0f;
             for (int64_t kk = 0; kk < k; ++kk) {
                 const int64_t s = kk / KS, rr = (kk % KS) / 2, e = kk % 2;
                 const float w = daz(from_bf16(packed[((p * steps + s) * 2 + t) * kTile + rr * 32 + jj * 2 + e]));
-                acc = daz(acc + daz(from_bf16(to_bf16(xr[kk]))) * w);
+                acc = daz(acc + xb[kk] * w);
             }
             y[r * ldy + j] = bias != nullptr ? acc + bias[j] : acc;
         }
@@ -417,21 +420,9 @@ extern "C" int bert4j_linear_bf16_f32(const float* x, const uint16_t* packed, co
         if (m < 0) return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: m must be >= 0, got %lld", op, ll(m));
         int st = check_nk(op, n, k);
         if (st != BERT4J_OK) return st;
-        if (m == 0 || n == 0) return detail::ok();
-        if (y == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: y is NULL", op);
-        if (y_row_stride < n)
-            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: y_row_stride must be >= n (%lld), got %lld", op,
-                        ll(n), ll(y_row_stride));
-        if (k == 0) {
-            for (int64_t r = 0; r < m; ++r)
-                for (int64_t j = 0; j < n; ++j) y[r * y_row_stride + j] = bias != nullptr ? bias[j] : 0.0f;
-            return detail::ok();
-        }
-        if (x == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: x is NULL", op);
-        if (packed == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: packed is NULL", op);
-        if (x_row_stride < k)
-            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: x_row_stride must be >= k (%lld), got %lld", op,
-                        ll(k), ll(x_row_stride));
+        bool done = false;
+        st = detail::linear_call_prologue(op, x, packed, bias, y, m, n, k, x_row_stride, y_row_stride, &done);
+        if (st != BERT4J_OK || done) return st;
         if (static_cast<unsigned __int128>(m + 32) *
                 static_cast<unsigned __int128>(std::max({x_row_stride, y_row_stride, k + 32})) >
             static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max() / 4))

@@ -380,21 +380,9 @@ extern "C" int bert4j_linear_int8_f32(const float* x, const uint8_t* packed, con
         if (m < 0) return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: m must be >= 0, got %lld", op, ll(m));
         int st = check_nk(op, n, k);
         if (st != BERT4J_OK) return st;
-        if (m == 0 || n == 0) return detail::ok();
-        if (y == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: y is NULL", op);
-        if (y_row_stride < n)
-            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: y_row_stride must be >= n (%lld), got %lld", op,
-                        ll(n), ll(y_row_stride));
-        if (k == 0) {
-            for (int64_t r = 0; r < m; ++r)
-                for (int64_t j = 0; j < n; ++j) y[r * y_row_stride + j] = bias != nullptr ? bias[j] : 0.0f;
-            return detail::ok();
-        }
-        if (x == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: x is NULL", op);
-        if (packed == nullptr) return fail(BERT4J_ERR_NULL_POINTER, "%s: packed is NULL", op);
-        if (x_row_stride < k)
-            return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: x_row_stride must be >= k (%lld), got %lld", op,
-                        ll(k), ll(x_row_stride));
+        bool done = false;
+        st = detail::linear_call_prologue(op, x, packed, bias, y, m, n, k, x_row_stride, y_row_stride, &done);
+        if (st != BERT4J_OK || done) return st;
         if (static_cast<unsigned __int128>(m) * static_cast<unsigned __int128>(std::max(x_row_stride, y_row_stride)) >
             static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max() / 4))
             return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: m=%lld rows overflow int64 offsets", op, ll(m));

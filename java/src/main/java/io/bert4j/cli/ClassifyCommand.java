@@ -60,9 +60,7 @@ final class ClassifyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (int8 && bf16) {
-            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
-        }
+        Precision.requireAtMostOne(int8, bf16);
         KernelMode mode = KernelMode.parse(kernels);
         if (input != null && !texts.isEmpty()) {
             throw new Bert4jException("give texts as arguments or --input, not both");
@@ -86,14 +84,8 @@ final class ClassifyCommand implements Callable<Integer> {
             throw new Bert4jException("no input texts");
         }
         try (TextClassifier c = TextClassifier.load(model, maxLength == null ? 0 : maxLength, mode)) {
-            if (int8) {
-                // Only the encoder is quantized; the pooler and the classifier head stay float32.
-                c.model().encoder().setInt8(true);
-            }
-            if (bf16) {
-                // As for int8: the encoder's linear layers only.
-                c.model().encoder().setBf16(true);
-            }
+            // Only the encoder runs in int8 or bf16; the pooler and the classifier head stay float32.
+            Precision.apply(c.model().encoder(), int8, bf16);
             PrintWriter out = spec.commandLine().getOut();
             int truncated = 0;
             // Chunks keep memory flat on long inputs; the classifier batches within each.

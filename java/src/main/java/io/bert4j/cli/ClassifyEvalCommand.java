@@ -68,9 +68,7 @@ final class ClassifyEvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (int8 && bf16) {
-            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
-        }
+        Precision.requireAtMostOne(int8, bf16);
         KernelMode mode = KernelMode.parse(kernels);
         if (batchSize <= 0) {
             throw new Bert4jException("--batch-size must be positive, got " + batchSize);
@@ -85,14 +83,8 @@ final class ClassifyEvalCommand implements Callable<Integer> {
         }
         int positions = io.bert4j.config.BertConfig.read(model.resolve("config.json")).maxPositionEmbeddings();
         try (TextClassifier c = TextClassifier.load(model, TrainingOptions.resolveMaxLength(maxLength, positions), mode)) {
-            if (int8) {
-                // Only the encoder is quantized; the pooler and the classifier head stay float32.
-                c.model().encoder().setInt8(true);
-            }
-            if (bf16) {
-                // As for int8: the encoder's linear layers only.
-                c.model().encoder().setBf16(true);
-            }
+            // Only the encoder runs in int8 or bf16; the pooler and the classifier head stay float32.
+            Precision.apply(c.model().encoder(), int8, bf16);
             Map<String, Integer> label2id = c.isRegression() ? null : c.model().config().label2id();
             ClassificationData.Encoded enc = ClassificationData.encode(file, c.tokenizer(), c.maxLength(), label2id,
                     "of the model " + model);

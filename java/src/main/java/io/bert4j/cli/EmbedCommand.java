@@ -83,18 +83,11 @@ final class EmbedCommand implements Callable<Integer> {
         }
         EmbedOptions options = new EmbedOptions(pooling == null ? null : Pooling.parse(pooling),
                 normalize, maxLength, batchSize);
-        if (int8 && bf16) {
-            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
-        }
+        Precision.requireAtMostOne(int8, bf16);
         KernelMode mode = KernelMode.parse(kernels);
         try (Bert bert = model == null ? Bert.load(DefaultModel.ensure(), mode) : Bert.load(model, mode)) {
             bert.warnings().forEach(w -> spec.commandLine().getErr().println("bert4j: note: " + w));
-            if (int8) {
-                bert.model().setInt8(true);
-            }
-            if (bf16) {
-                bert.model().setBf16(true);
-            }
+            Precision.apply(bert.model(), int8, bf16);
             float[][] vectors = bert.embed(all, options);
             ByteArrayOutputStream buf = new ByteArrayOutputStream();
             write(all, vectors, buf);

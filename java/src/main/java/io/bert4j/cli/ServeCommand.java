@@ -82,19 +82,12 @@ final class ServeCommand implements Callable<Integer> {
             throw new Bert4jException("--max-batch-tokens, --max-concurrent, --max-inputs and --timeout-ms must be positive "
                     + "and --max-wait-ms at least 0");
         }
-        if (int8 && bf16) {
-            throw new Bert4jException("--int8 and --bf16 are exclusive: choose one precision");
-        }
+        Precision.requireAtMostOne(int8, bf16);
         KernelMode mode = KernelMode.parse(kernels);
         Path dir = model == null ? DefaultModel.ensure() : model;
         Bert bert = Bert.load(dir, mode);
         try {
-            if (int8) {
-                bert.model().setInt8(true);
-            }
-            if (bf16) {
-                bert.model().setBf16(true);
-            }
+            Precision.apply(bert.model(), int8, bf16);
         } catch (RuntimeException e) {
             bert.close();
             throw e;

@@ -130,16 +130,21 @@ public final class Kernels {
      */
     public static Tensor packLinear(Tensor weight) {
         final String op = "packLinear";
-        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
-        if (weight.dim() != 2) {
-            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
-                    + shape(weight));
-        }
+        requireLinearWeight(op, weight);
         long n = weight.size(0), k = weight.size(1);
         Tensor packed = torch.empty(new long[] {packedLinearSize(op, n, k)},
                 new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
         check(op, NativeKernels.bert4j_linear_pack_f32(weight.data_ptr(), n, k, k, packed.data_ptr()));
         return packed;
+    }
+
+    /** A linear layer's weight as the packers take it: float32, CPU, contiguous, [n, k]. */
+    private static void requireLinearWeight(String op, Tensor weight) {
+        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
+        if (weight.dim() != 2) {
+            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
+                    + shape(weight));
+        }
     }
 
     /** Floats {@link #packLinear} returns for an [n, k] weight. */
@@ -236,11 +241,7 @@ public final class Kernels {
      */
     public static Tensor packLinearInt8(Tensor weight) {
         final String op = "packLinearInt8";
-        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
-        if (weight.dim() != 2) {
-            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
-                    + shape(weight));
-        }
+        requireLinearWeight(op, weight);
         long n = weight.size(0), k = weight.size(1);
         Tensor packed = torch.empty(new long[] {int8PackedSize(op, n, k)},
                 new org.bytedeco.pytorch.TensorOptions(ScalarType.Byte), null);
@@ -255,11 +256,16 @@ public final class Kernels {
     }
 
     private static void requireInt8Pack(String op, String name, Tensor packed, long n, long k) {
-        long size = int8PackedSize(op, n, k);
-        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !packed.dtype().isScalarType(ScalarType.Byte)
+        requirePack(op, name, packed, n, k, int8PackedSize(op, n, k), ScalarType.Byte, "packLinearInt8", "uint8");
+    }
+
+    /** packed must be what {@code packer} returns for an [n, k] weight: a contiguous 1-D CPU tensor of size elements. */
+    private static void requirePack(String op, String name, Tensor packed, long n, long k, long size, ScalarType type,
+                                    String packer, String typeName) {
+        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !packed.dtype().isScalarType(type)
                 || packed.dim() != 1 || packed.size(0) != size) {
-            throw new Bert4jException(op + ": " + name + " must be the packLinearInt8 result of an [" + n + ", " + k
-                    + "] weight: a contiguous uint8 CPU tensor [" + size + "], got "
+            throw new Bert4jException(op + ": " + name + " must be the " + packer + " result of an [" + n + ", " + k
+                    + "] weight: a contiguous " + typeName + " CPU tensor [" + size + "], got "
                     + (packed == null ? "null" : shape(packed) + " " + packed.scalar_type()));
         }
     }
@@ -305,11 +311,7 @@ public final class Kernels {
      */
     public static Tensor packLinearBf16(Tensor weight) {
         final String op = "packLinearBf16";
-        requireFloatCpuContiguous(op, "weight", weight, "[n, k]");
-        if (weight.dim() != 2) {
-            throw new Bert4jException(op + ": weight must have shape [n, k] (out_features, in_features), got "
-                    + shape(weight));
-        }
+        requireLinearWeight(op, weight);
         long n = weight.size(0), k = weight.size(1);
         Tensor packed = torch.empty(new long[] {bf16PackedSize(op, n, k)},
                 new org.bytedeco.pytorch.TensorOptions(ScalarType.Short), null);
@@ -324,13 +326,7 @@ public final class Kernels {
     }
 
     private static void requireBf16Pack(String op, String name, Tensor packed, long n, long k) {
-        long size = bf16PackedSize(op, n, k);
-        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !packed.dtype().isScalarType(ScalarType.Short)
-                || packed.dim() != 1 || packed.size(0) != size) {
-            throw new Bert4jException(op + ": " + name + " must be the packLinearBf16 result of an [" + n + ", " + k
-                    + "] weight: a contiguous int16 CPU tensor [" + size + "], got "
-                    + (packed == null ? "null" : shape(packed) + " " + packed.scalar_type()));
-        }
+        requirePack(op, name, packed, n, k, bf16PackedSize(op, n, k), ScalarType.Short, "packLinearBf16", "int16");
     }
 
     /**

@@ -188,16 +188,7 @@ public final class BertModel implements AutoCloseable {
         releaseBf16(); // one reduced precision at a time
         try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
             Map<String, Int8Linear> q = new LinkedHashMap<>();
-            for (int i = 0; i < config.numHiddenLayers(); i++) {
-                String pre = "encoder.layer." + i + ".";
-                String self = pre + "attention.self.";
-                q.put(self + "qkv", Int8Linear.of(
-                        cat(p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight")),
-                        cat(p(self + "query.bias"), p(self + "key.bias"), p(self + "value.bias"))));
-                for (String m : new String[]{"attention.output.dense", "intermediate.dense", "output.dense"}) {
-                    q.put(pre + m, Int8Linear.of(p(pre + m + ".weight"), p(pre + m + ".bias")));
-                }
-            }
+            encoderLinears(q, Int8Linear::of);
             Tensor[][] layers = null;
             if (Kernels.int8Vnni()) {
                 try {
@@ -264,32 +255,44 @@ public final class BertModel implements AutoCloseable {
         }
         releaseInt8();
         Map<String, Bf16Linear> m = new LinkedHashMap<>();
-        Tensor[][] layers = new Tensor[config.numHiddenLayers()][];
         try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            for (int i = 0; i < config.numHiddenLayers(); i++) {
-                String pre = "encoder.layer." + i + ".";
-                String self = pre + "attention.self.";
-                Bf16Linear qkv = Bf16Linear.of(
-                        cat(p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight")),
-                        cat(p(self + "query.bias"), p(self + "key.bias"), p(self + "value.bias")));
-                m.put(self + "qkv", qkv);
-                Tensor[] packs = new Tensor[4];
-                packs[0] = qkv.packed();
-                String[] modules = {"attention.output.dense", "intermediate.dense", "output.dense"};
-                for (int j = 0; j < modules.length; j++) {
-                    Bf16Linear l = Bf16Linear.of(p(pre + modules[j] + ".weight"), p(pre + modules[j] + ".bias"));
-                    m.put(pre + modules[j], l);
-                    packs[j + 1] = l.packed();
-                }
-                layers[i] = packs;
-            }
+            encoderLinears(m, Bf16Linear::of);
         } catch (RuntimeException e) {
             m.values().forEach(Bf16Linear::close); // bf16 stays off
             throw e;
         }
+        Tensor[][] layers = new Tensor[config.numHiddenLayers()][];
+        for (int i = 0; i < layers.length; i++) {
+            String pre = "encoder.layer." + i + ".";
+            layers[i] = new Tensor[]{m.get(pre + "attention.self.qkv").packed(),
+                m.get(pre + LAYER_LINEARS[0]).packed(), m.get(pre + LAYER_LINEARS[1]).packed(),
+                m.get(pre + LAYER_LINEARS[2]).packed()};
+        }
         bf16 = m;
         bf16Layers = layers;
         releasePacked();
+    }
+
+    /** The encoder's linear modules after the QKV projection, in BERT4J_LAYER_* order. */
+    private static final String[] LAYER_LINEARS = {"attention.output.dense", "intermediate.dense", "output.dense"};
+
+    /**
+     * Puts {@code make(weight, bias)} of every encoder linear layer into {@code out}, layer by
+     * layer: the stacked QKV projection under "encoder.layer.i.attention.self.qkv", then
+     * {@link #LAYER_LINEARS} under their module names. On a failure what was made so far stays in
+     * {@code out} for the caller to release.
+     */
+    private <T> void encoderLinears(Map<String, T> out, java.util.function.BiFunction<Tensor, Tensor, T> make) {
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            String pre = "encoder.layer." + i + ".";
+            String self = pre + "attention.self.";
+            out.put(self + "qkv", make.apply(
+                    cat(p(self + "query.weight"), p(self + "key.weight"), p(self + "value.weight")),
+                    cat(p(self + "query.bias"), p(self + "key.bias"), p(self + "value.bias"))));
+            for (String m : LAYER_LINEARS) {
+                out.put(pre + m, make.apply(p(pre + m + ".weight"), p(pre + m + ".bias")));
+            }
+        }
     }
 
     private void releaseBf16() {
