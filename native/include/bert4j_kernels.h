@@ -103,6 +103,24 @@ BERT4J_API int bert4j_bias_gelu_backward_f32(const float* dy, const float* x, co
                                              int64_t dy_row_stride, int64_t x_row_stride,
                                              int64_t dx_row_stride, int approximate);
 
+/* Training pair (CPU, fp32): the forward above that also saves what the backward needs, so
+ * the backward does no transcendental work. forward_train writes y exactly as
+ * bert4j_bias_gelu_forward_f32 (bitwise) and dgelu[r, c] = gelu'(x[r, c] + bias[c]) rounded
+ * to fp32 (row stride dgelu_row_stride >= cols; dgelu must be its own buffer: not x, not y).
+ * backward_saved: dx = dy * dgelu (fp32 product) and, when dbias is not NULL, dbias = column
+ * sums of dx accumulated in double in the same fixed row blocks as
+ * bert4j_bias_gelu_backward_f32; on the AVX2 / AVX-512 paths the pair gives bitwise that
+ * function's dx and dbias (the scalar reference path rounds the derivative once more).
+ * dx may alias dy or dgelu (same row stride). */
+BERT4J_API int bert4j_bias_gelu_forward_train_f32(const float* x, const float* bias, float* y,
+                                                  float* dgelu, int64_t rows, int64_t cols,
+                                                  int64_t x_row_stride, int64_t y_row_stride,
+                                                  int64_t dgelu_row_stride, int approximate);
+BERT4J_API int bert4j_gelu_backward_saved_f32(const float* dy, const float* dgelu, float* dx,
+                                              float* dbias, int64_t rows, int64_t cols,
+                                              int64_t dy_row_stride, int64_t dgelu_row_stride,
+                                              int64_t dx_row_stride);
+
 /* CUDA backward: the same contract; the bf16 variant reads dy, x, bias and writes dx as bf16
  * bits, and writes dbias as fp32 (accumulated in fp32). */
 BERT4J_API int bert4j_bias_gelu_backward_f32_cuda(const float* dy, const float* x, const float* bias,

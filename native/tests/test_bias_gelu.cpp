@@ -489,6 +489,169 @@ void test_backward_bad_arguments() {
     CHECK(ob[0] == out[0] && ob[1] == out[1], "one row: dbias must equal dx");
 }
 
+
+// ---- training pair: forward that saves gelu'(h), backward from it ------------------------
+
+// forward_train's y is bitwise the forward's y; backward_saved from its d is bitwise the
+// recomputing backward's dx and dbias on the vector paths, and within two fp32 roundings of
+// them on the scalar path (which rounds the derivative to fp32 before the product).
+void run_train_case(Isa isa, int approximate, int64_t rows, int64_t cols, int64_t pad, int threads,
+                    bool alias, std::mt19937& rng) {
+    const int64_t ld = cols + pad;
+    std::normal_distribution<float> normal(0.0f, 1.8f);
+    std::vector<float> x(rows * ld), dy(rows * ld), bias(cols);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : dy) v = normal(rng);
+    for (auto& v : bias) v = 0.5f * normal(rng);
+    char what[160];
+    std::snprintf(what, sizeof what, "train %s approx=%d [%lld x %lld] pad %lld threads %d%s", isa_name(isa),
+                  approximate, (long long)rows, (long long)cols, (long long)pad, threads, alias ? " aliased" : "");
+    std::vector<float> y_ref(rows * ld, kCanary), y(rows * ld, kCanary), d(rows * ld, kCanary);
+    bert4j::cpu::bias_gelu_launch(x.data(), bias.data(), y_ref.data(), rows, cols, ld, ld, approximate, isa,
+                                  threads);
+    float* yp = y.data();
+    std::vector<float> x_in = x;
+    if (alias) yp = x_in.data();  // y written over x, in place
+    bert4j::cpu::bias_gelu_train_launch(x_in.data(), bias.data(), yp, d.data(), rows, cols, ld, ld, ld,
+                                        approximate, isa, threads);
+    int bad = 0;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < ld; ++c) {
+            const int64_t i = r * ld + c;
+            if (c >= cols) {
+                if ((d[i] != kCanary || (!alias && y[i] != kCanary)) && bad++ < 3)
+                    CHECK(false, "%s: wrote padding at (%lld, %lld)", what, (long long)r, (long long)c);
+                continue;
+            }
+            if (std::memcmp(&yp[i], &y_ref[i], sizeof(float)) != 0 && bad++ < 3)
+                CHECK(false, "%s: y(%lld, %lld) = %.9g, forward %.9g", what, (long long)r, (long long)c, yp[i],
+                      y_ref[i]);
+        }
+    // The recomputing backward, then the saved one (optionally in place over dy or over d).
+    std::vector<float> dx_ref(rows * ld, kCanary), dbias_ref(cols), dbias(cols + 1, kCanary);
+    bert4j::cpu::bias_gelu_backward_launch(dy.data(), x.data(), bias.data(), dx_ref.data(), dbias_ref.data(),
+                                           rows, cols, ld, ld, ld, approximate, isa, threads);
+    std::vector<float> dy_in = dy, dx_buf(rows * ld, kCanary), d_in = d;
+    float* dx = alias ? (rows % 2 ? dy_in.data() : d_in.data()) : dx_buf.data();
+    bert4j::cpu::gelu_backward_saved_launch(dy_in.data(), d_in.data(), dx, dbias.data(), rows, cols, ld, ld, ld,
+                                            isa, threads);
+    CHECK(dbias[cols] == kCanary, "%s: wrote past dbias[cols]", what);
+    const bool exact_bits = isa != Isa::Scalar;
+    std::vector<double> abs_sum(cols, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+            const int64_t i = r * ld + c;
+            abs_sum[c] += std::fabs(dx_ref[i]);
+            const bool same = exact_bits ? std::memcmp(&dx[i], &dx_ref[i], sizeof(float)) == 0
+                                         : std::fabs(dx[i] - dx_ref[i]) <= 3.6e-7 * std::fabs(dx_ref[i]) + 1e-37;
+            if (!same && bad++ < 3)
+                CHECK(false, "%s: dx(%lld, %lld) = %.9g, recomputing backward %.9g", what, (long long)r,
+                      (long long)c, dx[i], dx_ref[i]);
+        }
+    for (int64_t c = 0; c < cols; ++c) {
+        const bool same = exact_bits ? std::memcmp(&dbias[c], &dbias_ref[c], sizeof(float)) == 0
+                                     : std::fabs(dbias[c] - dbias_ref[c]) <= 3.6e-7 * abs_sum[c] + 1.2e-7 * std::fabs(dbias_ref[c]) + 1e-37;
+        if (!same && bad++ < 3)
+            CHECK(false, "%s: dbias[%lld] = %.9g, recomputing backward %.9g", what, (long long)c, dbias[c],
+                  dbias_ref[c]);
+    }
+}
+
+void test_train_pair() {
+    std::mt19937 rng(20261130);
+    int cases = 0;
+    for (Isa isa : {Isa::Scalar, Isa::Avx2Fma, Isa::Avx512}) {
+        if (!bert4j::cpu::isa_supported(isa)) continue;
+        for (int approximate : {BERT4J_GELU_EXACT, BERT4J_GELU_TANH})
+            for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{97}, int64_t{257}})
+                for (int64_t cols : {int64_t{1}, int64_t{3}, int64_t{13}, int64_t{17}, int64_t{384}, int64_t{1536}}) {
+                    if (isa == Isa::Scalar && rows * cols > 40000) continue;
+                    run_train_case(isa, approximate, rows, cols, 0, 1, false, rng);
+                    run_train_case(isa, approximate, rows, cols, 3, 2, false, rng);
+                    run_train_case(isa, approximate, rows, cols, 0, 3, true, rng);
+                    cases += 3;
+                }
+    }
+    // Thread count never changes a bit (large enough to take the threaded branch).
+    const Isa best = bert4j::cpu::best_isa();
+    const int64_t rows = 1024, cols = 384;
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    std::vector<float> x(rows * cols), dy(rows * cols), bias(cols);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : dy) v = normal(rng);
+    for (auto& v : bias) v = normal(rng);
+    std::vector<float> y1(x.size()), d1(x.size()), dx1(x.size()), db1(cols);
+    bert4j::cpu::bias_gelu_train_launch(x.data(), bias.data(), y1.data(), d1.data(), rows, cols, cols, cols, cols,
+                                        BERT4J_GELU_EXACT, best, 1);
+    bert4j::cpu::gelu_backward_saved_launch(dy.data(), d1.data(), dx1.data(), db1.data(), rows, cols, cols, cols,
+                                            cols, best, 1);
+    for (int threads : {2, 3, 7}) {
+        std::vector<float> yn(x.size()), dn(x.size()), dxn(x.size()), dbn(cols);
+        bert4j::cpu::bias_gelu_train_launch(x.data(), bias.data(), yn.data(), dn.data(), rows, cols, cols, cols,
+                                            cols, BERT4J_GELU_EXACT, best, threads);
+        bert4j::cpu::gelu_backward_saved_launch(dy.data(), dn.data(), dxn.data(), dbn.data(), rows, cols, cols,
+                                                cols, cols, best, threads);
+        CHECK(std::memcmp(y1.data(), yn.data(), y1.size() * 4) == 0 && std::memcmp(d1.data(), dn.data(), d1.size() * 4) == 0 &&
+                  std::memcmp(dx1.data(), dxn.data(), dx1.size() * 4) == 0 && std::memcmp(db1.data(), dbn.data(), cols * 4) == 0,
+              "train pair: results differ between 1 and %d threads", threads);
+    }
+    // The entry points run the launchers at the best path.
+    std::vector<float> ye(x.size()), de(x.size()), dxe(x.size()), dbe(cols);
+    CHECK(bert4j_bias_gelu_forward_train_f32(x.data(), bias.data(), ye.data(), de.data(), rows, cols, cols, cols,
+                                             cols, BERT4J_GELU_EXACT) == BERT4J_OK, "train entry: %s", bert4j_last_error());
+    CHECK(bert4j_gelu_backward_saved_f32(dy.data(), de.data(), dxe.data(), dbe.data(), rows, cols, cols, cols, cols) ==
+              BERT4J_OK, "saved entry: %s", bert4j_last_error());
+    CHECK(std::memcmp(d1.data(), de.data(), d1.size() * 4) == 0 && std::memcmp(db1.data(), dbe.data(), cols * 4) == 0 &&
+              std::memcmp(dx1.data(), dxe.data(), dx1.size() * 4) == 0,
+          "train pair: entry points differ from the launchers");
+    std::printf("train pair: %d cases, y bitwise the forward's, dx/dbias %s the recomputing backward's; "
+                "bitwise for 1, 2, 3, 7 threads\n", cases, best == Isa::Scalar ? "within 2 roundings of" : "bitwise");
+}
+
+void test_train_pair_bad_arguments() {
+    float x[12] = {0}, b[4] = {0}, y[12], d[12], dy[12] = {0}, dx[12], db[4];
+    std::fill(std::begin(y), std::end(y), kCanary);
+    std::fill(std::begin(d), std::end(d), kCanary);
+    std::fill(std::begin(dx), std::end(dx), kCanary);
+    std::fill(std::begin(db), std::end(db), kCanary);
+    const auto fwd = [&](const float* xp, float* yp, float* dp, int64_t rows, int64_t ds, int approx) {
+        return bert4j_bias_gelu_forward_train_f32(xp, b, yp, dp, rows, 4, 4, 4, ds, approx);
+    };
+    expect_reject("train x NULL", fwd(nullptr, y, d, 3, 4, 0), BERT4J_ERR_NULL_POINTER, "bert4j_bias_gelu_forward_train_f32: x is NULL");
+    expect_reject("train dgelu NULL", fwd(x, y, nullptr, 3, 4, 0), BERT4J_ERR_NULL_POINTER, "dgelu is NULL (expected [3, 4] elements)");
+    expect_reject("train dgelu stride", fwd(x, y, d, 3, 2, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu_row_stride must be >= cols (4) for dgelu of shape [3, 4], got 2");
+    expect_reject("train dgelu overflow", fwd(x, y, d, 3, INT64_MAX / 2, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu_row_stride (4611686018427387903) overflows int64");
+    expect_reject("train dgelu is y", fwd(x, y, y, 3, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu must not be y");
+    expect_reject("train dgelu is x", fwd(x, y, x, 3, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu must not be x");
+    expect_reject("train approximate", fwd(x, y, d, 3, 4, 3), BERT4J_ERR_INVALID_ARGUMENT, "approximate must be 0");
+    expect_reject("train rows < 0", fwd(x, y, d, -1, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "rows must be >= 0, got -1");
+    const auto bwd = [&](const float* dyp, const float* dp, float* dxp, int64_t rows, int64_t dys, int64_t ds, int64_t dxs) {
+        return bert4j_gelu_backward_saved_f32(dyp, dp, dxp, db, rows, 4, dys, ds, dxs);
+    };
+    expect_reject("saved dy NULL", bwd(nullptr, d, dx, 3, 4, 4, 4), BERT4J_ERR_NULL_POINTER, "bert4j_gelu_backward_saved_f32: dy is NULL (expected [3, 4] elements)");
+    expect_reject("saved dgelu NULL", bwd(dy, nullptr, dx, 3, 4, 4, 4), BERT4J_ERR_NULL_POINTER, "dgelu is NULL");
+    expect_reject("saved dx NULL", bwd(dy, d, nullptr, 3, 4, 4, 4), BERT4J_ERR_NULL_POINTER, "dx is NULL");
+    expect_reject("saved dgelu stride", bwd(dy, d, dx, 3, 4, 3, 4), BERT4J_ERR_INVALID_ARGUMENT, "dgelu_row_stride must be >= cols (4)");
+    expect_reject("saved cols < 0", bert4j_gelu_backward_saved_f32(dy, d, dx, db, 3, -2, 4, 4, 4), BERT4J_ERR_INVALID_ARGUMENT, "cols must be >= 0, got -2");
+    expect_reject("saved alias dy", bwd(dy, d, dy, 2, 4, 4, 6), BERT4J_ERR_INVALID_ARGUMENT, "dx aliases dy, so dx_row_stride (6) must equal dy_row_stride (4)");
+    expect_reject("saved alias dgelu", bwd(dy, d, d, 2, 4, 5, 4), BERT4J_ERR_INVALID_ARGUMENT, "dx aliases dgelu, so dx_row_stride (4) must equal dgelu_row_stride (5)");
+    for (float v : y) CHECK(v == kCanary, "a rejected train call wrote to y");
+    for (float v : d) CHECK(v == kCanary, "a rejected call wrote to dgelu");
+    for (float v : dx) CHECK(v == kCanary, "a rejected saved call wrote to dx");
+    for (float v : db) CHECK(v == kCanary, "a rejected saved call wrote to dbias");
+    // Empty: no-ops with NULL pointers; dbias over zero rows is written as zeros.
+    CHECK(bert4j_bias_gelu_forward_train_f32(nullptr, nullptr, nullptr, nullptr, 0, 4, 4, 4, 4, 0) == BERT4J_OK,
+          "train rows 0: %s", bert4j_last_error());
+    CHECK(bert4j_gelu_backward_saved_f32(nullptr, nullptr, nullptr, db, 0, 4, 4, 4, 4) == BERT4J_OK,
+          "saved rows 0: %s", bert4j_last_error());
+    for (float v : db) CHECK(v == 0.0f, "saved rows 0: dbias must be written as 0, got %g", v);
+    // Known values: gelu'(0) = 0.5, gelu'(1) = 1.0833155.
+    float kx[2] = {0.0f, 1.0f}, kb[2] = {0.0f, 0.0f}, ky[2], kd[2];
+    CHECK(bert4j_bias_gelu_forward_train_f32(kx, kb, ky, kd, 1, 2, 2, 2, 2, 0) == BERT4J_OK, "known: %s", bert4j_last_error());
+    CHECK(kd[0] == 0.5f && std::fabs(kd[1] - 1.0833155f) < 1e-6 && ky[0] == 0.0f && std::fabs(ky[1] - 0.8413447f) < 1e-6,
+          "gelu(0), gelu(1), gelu'(0), gelu'(1): %.9g %.9g %.9g %.9g", ky[0], ky[1], kd[0], kd[1]);
+}
+
 }  // namespace
 
 // BERT4J_CPU_ISA (ctest runs this binary with "avx2" and "scalar" too) caps the path.
@@ -513,6 +676,8 @@ int main() {
     test_backward_accuracy();
     test_backward_threads_bitwise();
     test_backward_bad_arguments();
+    test_train_pair();
+    test_train_pair_bad_arguments();
     if (bert4j::test::g_failures == 0) std::printf("test_bias_gelu: all checks passed\n");
     return bert4j::test::g_failures == 0 ? 0 : 1;
 }

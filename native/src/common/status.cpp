@@ -68,94 +68,64 @@ int linear_call_prologue(const char* op, const void* x, const void* packed, cons
     return BERT4J_OK;
 }
 
-int check_bias_gelu_args(const char* op, const void* x, const void* bias, const void* y,
-                         int64_t rows, int64_t cols, int64_t x_row_stride,
-                         int64_t y_row_stride, int approximate) {
+int check_row_args(const char* op, int64_t rows, int64_t cols, std::initializer_list<RowArg> args) {
     const auto ll = [](int64_t v) { return static_cast<long long>(v); };
     if (rows < 0)
         return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: rows must be >= 0, got %lld", op, ll(rows));
     if (cols < 0)
         return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: cols must be >= 0, got %lld", op, ll(cols));
-    if (approximate != BERT4J_GELU_EXACT && approximate != BERT4J_GELU_TANH)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: approximate must be 0 (exact erf GELU) or 1 (tanh GELU), got %d", op,
-                    approximate);
-    if (x_row_stride < cols)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: x_row_stride must be >= cols (%lld) for x of shape [%lld, %lld], got %lld",
-                    op, ll(cols), ll(rows), ll(cols), ll(x_row_stride));
-    if (y_row_stride < cols)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: y_row_stride must be >= cols (%lld) for y of shape [%lld, %lld], got %lld",
-                    op, ll(cols), ll(rows), ll(cols), ll(y_row_stride));
+    for (const RowArg& a : args)
+        if (!a.vector && a.row_stride < cols)
+            return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                        "%s: %s_row_stride must be >= cols (%lld) for %s of shape [%lld, %lld], got %lld",
+                        op, a.name, ll(cols), a.name, ll(rows), ll(cols), ll(a.row_stride));
     // The last element addressed is (rows - 1) * stride + cols - 1; it must fit int64.
     const int64_t max = std::numeric_limits<int64_t>::max();
-    if (rows > 1 && (x_row_stride > (max - cols) / (rows - 1) ||
-                     y_row_stride > (max - cols) / (rows - 1)))
-        return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: rows (%lld) * row stride (x %lld, y %lld) overflows int64", op, ll(rows),
-                    ll(x_row_stride), ll(y_row_stride));
+    if (rows > 1)
+        for (const RowArg& a : args)
+            if (!a.vector && a.row_stride > (max - cols) / (rows - 1))
+                return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: rows (%lld) * %s_row_stride (%lld) overflows int64",
+                            op, ll(rows), a.name, ll(a.row_stride));
     if (rows == 0 || cols == 0) return BERT4J_OK;  // empty: pointers may be NULL
-    if (x == nullptr)
-        return fail(BERT4J_ERR_NULL_POINTER, "%s: x is NULL (expected [%lld, %lld] elements)",
-                    op, ll(rows), ll(cols));
-    if (bias == nullptr)
-        return fail(BERT4J_ERR_NULL_POINTER, "%s: bias is NULL (expected [%lld] elements)", op,
-                    ll(cols));
-    if (y == nullptr)
-        return fail(BERT4J_ERR_NULL_POINTER, "%s: y is NULL (expected [%lld, %lld] elements)",
-                    op, ll(rows), ll(cols));
+    for (const RowArg& a : args)
+        if (a.ptr == nullptr)
+            return !a.vector
+                       ? fail(BERT4J_ERR_NULL_POINTER, "%s: %s is NULL (expected [%lld, %lld] elements)", op,
+                              a.name, ll(rows), ll(cols))
+                       : fail(BERT4J_ERR_NULL_POINTER, "%s: %s is NULL (expected [%lld] elements)", op, a.name,
+                              ll(cols));
     return BERT4J_OK;
+}
+
+namespace {
+int check_approximate(const char* op, int approximate) {
+    if (approximate != BERT4J_GELU_EXACT && approximate != BERT4J_GELU_TANH)
+        return fail(BERT4J_ERR_INVALID_ARGUMENT,
+                    "%s: approximate must be 0 (exact erf GELU) or 1 (tanh GELU), got %d", op, approximate);
+    return BERT4J_OK;
+}
+}  // namespace
+
+int check_bias_gelu_args(const char* op, const void* x, const void* bias, const void* y,
+                         int64_t rows, int64_t cols, int64_t x_row_stride,
+                         int64_t y_row_stride, int approximate) {
+    if (const int s = check_approximate(op, approximate); s != BERT4J_OK) return s;
+    return check_row_args(op, rows, cols, {{"x", x, x_row_stride}, {"bias", bias, 0, true}, {"y", y, y_row_stride}});
 }
 
 int check_bias_gelu_backward_args(const char* op, const void* dy, const void* x,
                                   const void* bias, const void* dx, int64_t rows, int64_t cols,
                                   int64_t dy_row_stride, int64_t x_row_stride,
                                   int64_t dx_row_stride, int approximate) {
-    const auto ll = [](int64_t v) { return static_cast<long long>(v); };
-    if (rows < 0)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: rows must be >= 0, got %lld", op, ll(rows));
-    if (cols < 0)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: cols must be >= 0, got %lld", op, ll(cols));
-    if (approximate != BERT4J_GELU_EXACT && approximate != BERT4J_GELU_TANH)
-        return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: approximate must be 0 (exact erf GELU) or 1 (tanh GELU), got %d", op,
-                    approximate);
-    const struct {
-        const char* name;
-        int64_t stride;
-    } strides[] = {{"dy", dy_row_stride}, {"x", x_row_stride}, {"dx", dx_row_stride}};
-    for (const auto& s : strides)
-        if (s.stride < cols)
-            return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                        "%s: %s_row_stride must be >= cols (%lld) for %s of shape [%lld, %lld], "
-                        "got %lld",
-                        op, s.name, ll(cols), s.name, ll(rows), ll(cols), ll(s.stride));
-    const int64_t max = std::numeric_limits<int64_t>::max();
-    if (rows > 1)
-        for (const auto& s : strides)
-            if (s.stride > (max - cols) / (rows - 1))
-                return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                            "%s: rows (%lld) * %s_row_stride (%lld) overflows int64", op,
-                            ll(rows), s.name, ll(s.stride));
-    if (rows == 0 || cols == 0) return BERT4J_OK;  // empty: pointers may be NULL
-    const struct {
-        const char* name;
-        const void* ptr;
-        bool matrix;
-    } ptrs[] = {{"dy", dy, true}, {"x", x, true}, {"bias", bias, false}, {"dx", dx, true}};
-    for (const auto& p : ptrs)
-        if (p.ptr == nullptr)
-            return p.matrix ? fail(BERT4J_ERR_NULL_POINTER,
-                                   "%s: %s is NULL (expected [%lld, %lld] elements)", op, p.name,
-                                   ll(rows), ll(cols))
-                            : fail(BERT4J_ERR_NULL_POINTER,
-                                   "%s: %s is NULL (expected [%lld] elements)", op, p.name,
-                                   ll(cols));
+    if (const int s = check_approximate(op, approximate); s != BERT4J_OK) return s;
+    const int s = check_row_args(op, rows, cols,
+                                 {{"dy", dy, dy_row_stride}, {"x", x, x_row_stride}, {"bias", bias, 0, true},
+                                  {"dx", dx, dx_row_stride}});
+    if (s != BERT4J_OK) return s;
     if (dx == dy && dx_row_stride != dy_row_stride)
         return fail(BERT4J_ERR_INVALID_ARGUMENT,
-                    "%s: dx aliases dy, so dx_row_stride (%lld) must equal dy_row_stride (%lld)",
-                    op, ll(dx_row_stride), ll(dy_row_stride));
+                    "%s: dx aliases dy, so dx_row_stride (%lld) must equal dy_row_stride (%lld)", op,
+                    static_cast<long long>(dx_row_stride), static_cast<long long>(dy_row_stride));
     return BERT4J_OK;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "bert4j_kernels.h"
 
@@ -17,6 +18,21 @@ int ok();
 
 // Thread count requested through bert4j_set_num_threads (>= 1).
 int num_threads();
+
+// One argument of a row-wise elementwise kernel: a [rows, cols] matrix with a row stride, or
+// (vector) a [cols] vector broadcast over the rows, whose row_stride is not used.
+struct RowArg {
+    const char* name;
+    const void* ptr;
+    int64_t row_stride;
+    bool vector = false;
+};
+
+// rows >= 0 and cols >= 0; every matrix's row stride >= cols, with its last element
+// (rows - 1) * stride + cols - 1 within int64; every pointer non-NULL unless rows or cols is 0.
+// Messages name the argument, e.g. "op: x_row_stride must be >= cols (4) for x of shape [3, 4],
+// got 2". Returns BERT4J_OK, or a failure already recorded with fail().
+int check_row_args(const char* op, int64_t rows, int64_t cols, std::initializer_list<RowArg> args);
 
 // Checks shared by every bias+GELU entry point (CPU and CUDA). `op` prefixes the message.
 // Returns BERT4J_OK, or a failure already recorded with fail().

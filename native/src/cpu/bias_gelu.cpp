@@ -95,6 +95,29 @@ void row_scalar_backward(const float* dy, const float* x, const float* b, float*
     }
 }
 
+// Training forward rows: y as the forward rows and d = gelu'(h) rounded to fp32, the derivative
+// the backward multiplies by (bert4j_bias_gelu_forward_train_f32).
+template <bool Tanh>
+void row_scalar_train(const float* x, const float* b, float* y, float* d, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) {
+        const double h = static_cast<float>(x[j] + b[j]);  // read before y[j] is written (y may be x)
+        y[j] = static_cast<float>(Tanh ? h / (1.0 + std::exp(-2.0 * kSqrt2OverPi * (h + kTanhCubic * h * h * h)))
+                                       : 0.5 * h * std::erfc(-h * kSqrt1_2));
+        d[j] = static_cast<float>(Tanh ? gelu_grad_tanh(h) : gelu_grad_exact(h));
+    }
+}
+
+// Backward rows from a saved derivative: dx = dy * d (fp32), acc[j] += dx[j] when acc != nullptr.
+// dx may alias dy or d.
+template <bool Acc>
+void row_scalar_backward_saved(const float* dy, const float* d, float* dx, double* acc, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) {
+        const float g = dy[j] * d[j];
+        dx[j] = g;
+        if (Acc) acc[j] += g;
+    }
+}
+
 // ---- kernel layer: AVX2 + FMA rows ---------------------------------------------------
 // Compiled for AVX2/FMA through target attributes only, so the rest of the library (and
 // the scalar path) still runs on CPUs without them; best_isa() gates every call.
@@ -238,6 +261,54 @@ BERT4J_AVX2 void row_avx2_backward(const float* dy, const float* x, const float*
             _mm256_store_ps(tmp, g);
             for (int64_t k = 0; j + k < n; ++k) acc[j + k] += tmp[k];
         }
+    }
+}
+
+// Training forward: y and d = gelu'(h) from one evaluation of h; each is the same float
+// operations as row_avx2 and row_avx2_backward's derivative, so bitwise their values.
+template <bool Tanh>
+BERT4J_AVX2 inline void train8(__m256 h, __m256& y, __m256& d) {
+    if (Tanh) {
+        y = gelu_tanh8(h);
+        d = gelu_grad_tanh8(h);
+    } else {
+        __m256 cdf, g;
+        phi_exact8(h, cdf, g);
+        y = _mm256_mul_ps(h, cdf);
+        d = _mm256_fmadd_ps(_mm256_mul_ps(h, g), _mm256_set1_ps(0.39894228040143267794f), cdf);
+    }
+}
+
+template <bool Tanh>
+BERT4J_AVX2 void row_avx2_train(const float* x, const float* b, float* y, float* d, int64_t n) {
+    int64_t j = 0;
+    __m256 vy, vd;
+    for (; j + 8 <= n; j += 8) {
+        train8<Tanh>(_mm256_add_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j)), vy, vd);
+        _mm256_storeu_ps(y + j, vy);
+        _mm256_storeu_ps(d + j, vd);
+    }
+    if (j < n) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - j)), lane);
+        train8<Tanh>(_mm256_add_ps(_mm256_maskload_ps(x + j, mask), _mm256_maskload_ps(b + j, mask)), vy, vd);
+        _mm256_maskstore_ps(y + j, mask, vy);
+        _mm256_maskstore_ps(d + j, mask, vd);
+    }
+}
+
+template <bool Acc>
+BERT4J_AVX2 void row_avx2_backward_saved(const float* dy, const float* d, float* dx, double* acc, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 g = _mm256_mul_ps(_mm256_loadu_ps(dy + j), _mm256_loadu_ps(d + j));
+        _mm256_storeu_ps(dx + j, g);
+        if (Acc) acc8(acc + j, g);
+    }
+    for (; j < n; ++j) {  // < 8 elements: scalar, the same fp32 product
+        const float g = dy[j] * d[j];
+        dx[j] = g;
+        if (Acc) acc[j] += g;
     }
 }
 
@@ -396,6 +467,46 @@ BERT4J_AVX512 void row_avx512_backward(const float* dy, const float* x, const fl
     }
 }
 
+// Training forward: y and d = gelu'(h), bitwise row_avx512's y and the backward's derivative.
+template <bool Tanh>
+BERT4J_AVX512 void row_avx512_train(const float* x, const float* b, float* y, float* d, int64_t n) {
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
+                                        : static_cast<__mmask16>((1u << (n - j)) - 1u);
+        const __m512 h = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j));
+        __m512 vy, vd;
+        if (Tanh) {
+            vy = gelu_tanh16(h);
+            vd = gelu_grad_tanh16(h);
+        } else {
+            __m512 cdf, g;
+            phi_exact16(h, cdf, g);
+            vy = _mm512_mul_ps(h, cdf);
+            vd = _mm512_fmadd_ps(_mm512_mul_ps(h, g), _mm512_set1_ps(0.39894228040143267794f), cdf);
+        }
+        _mm512_mask_storeu_ps(y + j, m, vy);
+        _mm512_mask_storeu_ps(d + j, m, vd);
+    }
+}
+
+template <bool Acc>
+BERT4J_AVX512 void row_avx512_backward_saved(const float* dy, const float* d, float* dx, double* acc,
+                                             int64_t n) {
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
+                                        : static_cast<__mmask16>((1u << (n - j)) - 1u);
+        const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + j), _mm512_maskz_loadu_ps(m, d + j));
+        _mm512_mask_storeu_ps(dx + j, m, g);
+        if (Acc) {
+            const __mmask8 lo = static_cast<__mmask8>(m), hi = static_cast<__mmask8>(m >> 8);
+            _mm512_mask_storeu_pd(acc + j, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, acc + j),
+                                  _mm512_cvtps_pd(_mm512_castps512_ps256(g))));
+            _mm512_mask_storeu_pd(acc + j + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, acc + j + 8),
+                                  _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1))));
+        }
+    }
+}
+
 #pragma GCC diagnostic pop
 #undef BERT4J_AVX512
 
@@ -480,22 +591,22 @@ void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows,
 }
 
 
-void bias_gelu_backward_launch(const float* dy, const float* x, const float* bias, float* dx,
-                               float* dbias, int64_t rows, int64_t cols, int64_t dy_row_stride,
-                               int64_t x_row_stride, int64_t dx_row_stride, int approximate,
-                               Isa isa, int max_threads) {
+namespace {
+
+// Runs row(r, acc) for every row and, when dbias is not NULL, writes dbias = the column sums the
+// rows add into acc. Column sums of dx are accumulated per block of rows into its own double
+// row, then the blocks are added in block order (see kMaxRowBlocks): bitwise the same with 1
+// or N threads.
+template <class Row>
+void rows_with_column_sums(int64_t rows, int64_t cols, float* dbias, int max_threads, const Row& row) {
     const int64_t work = rows * cols;
     const int64_t by_work = std::max<int64_t>(1, work / kMinElementsPerThread);
     if (dbias == nullptr) {
-        const BackwardRowFn row = pick_backward_row(isa, approximate, false);
         const int threads = static_cast<int>(std::min<int64_t>({max_threads, rows, by_work}));
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int64_t r = 0; r < rows; ++r)
-            row(dy + r * dy_row_stride, x + r * x_row_stride, bias, dx + r * dx_row_stride,
-                nullptr, cols);
+        for (int64_t r = 0; r < rows; ++r) row(r, nullptr);
         return;
     }
-    const BackwardRowFn row = pick_backward_row(isa, approximate, true);
     const int64_t blocks = std::clamp<int64_t>((rows + kMinBlockRows - 1) / kMinBlockRows, 1, kMaxRowBlocks);
     const int64_t block_rows = (rows + blocks - 1) / blocks;
     // [blocks, cols] double partial sums, then [cols] totals: per calling thread, reused (a fresh
@@ -511,9 +622,7 @@ void bias_gelu_backward_launch(const float* dy, const float* x, const float* bia
     for (int64_t blk = 0; blk < blocks; ++blk) {
         double* acc = partial + blk * cols;
         const int64_t end = std::min(rows, (blk + 1) * block_rows);
-        for (int64_t r = blk * block_rows; r < end; ++r)
-            row(dy + r * dy_row_stride, x + r * x_row_stride, bias, dx + r * dx_row_stride,
-                acc, cols);
+        for (int64_t r = blk * block_rows; r < end; ++r) row(r, acc);
     }
     // Blocks added in block order for every column (the loops are swapped only for locality).
     for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -521,6 +630,52 @@ void bias_gelu_backward_launch(const float* dy, const float* x, const float* bia
         for (int64_t c = 0; c < cols; ++c) total[c] += p[c];
     }
     for (int64_t c = 0; c < cols; ++c) dbias[c] = static_cast<float>(total[c]);
+}
+
+using TrainRowFn = void (*)(const float*, const float*, float*, float*, int64_t);
+using SavedRowFn = void (*)(const float*, const float*, float*, double*, int64_t);
+
+TrainRowFn pick_train_row(Isa isa, int approximate) {
+    const bool tanh = approximate == BERT4J_GELU_TANH;
+    if (isa == Isa::Avx512) return tanh ? row_avx512_train<true> : row_avx512_train<false>;
+    if (isa == Isa::Avx2Fma) return tanh ? row_avx2_train<true> : row_avx2_train<false>;
+    return tanh ? row_scalar_train<true> : row_scalar_train<false>;
+}
+
+SavedRowFn pick_saved_row(Isa isa, bool acc) {
+    if (isa == Isa::Avx512) return acc ? row_avx512_backward_saved<true> : row_avx512_backward_saved<false>;
+    if (isa == Isa::Avx2Fma) return acc ? row_avx2_backward_saved<true> : row_avx2_backward_saved<false>;
+    return acc ? row_scalar_backward_saved<true> : row_scalar_backward_saved<false>;
+}
+
+}  // namespace
+
+void bias_gelu_backward_launch(const float* dy, const float* x, const float* bias, float* dx,
+                               float* dbias, int64_t rows, int64_t cols, int64_t dy_row_stride,
+                               int64_t x_row_stride, int64_t dx_row_stride, int approximate,
+                               Isa isa, int max_threads) {
+    const BackwardRowFn row = pick_backward_row(isa, approximate, dbias != nullptr);
+    rows_with_column_sums(rows, cols, dbias, max_threads, [&](int64_t r, double* acc) {
+        row(dy + r * dy_row_stride, x + r * x_row_stride, bias, dx + r * dx_row_stride, acc, cols);
+    });
+}
+
+void bias_gelu_train_launch(const float* x, const float* bias, float* y, float* d, int64_t rows,
+                            int64_t cols, int64_t x_row_stride, int64_t y_row_stride,
+                            int64_t d_row_stride, int approximate, Isa isa, int max_threads) {
+    const TrainRowFn row = pick_train_row(isa, approximate);
+    rows_with_column_sums(rows, cols, nullptr, max_threads, [&](int64_t r, double*) {
+        row(x + r * x_row_stride, bias, y + r * y_row_stride, d + r * d_row_stride, cols);
+    });
+}
+
+void gelu_backward_saved_launch(const float* dy, const float* d, float* dx, float* dbias, int64_t rows,
+                                int64_t cols, int64_t dy_row_stride, int64_t d_row_stride,
+                                int64_t dx_row_stride, Isa isa, int max_threads) {
+    const SavedRowFn row = pick_saved_row(isa, dbias != nullptr);
+    rows_with_column_sums(rows, cols, dbias, max_threads, [&](int64_t r, double* acc) {
+        row(dy + r * dy_row_stride, d + r * d_row_stride, dx + r * dx_row_stride, acc, cols);
+    });
 }
 
 }  // namespace bert4j::cpu
@@ -569,5 +724,61 @@ extern "C" int bert4j_bias_gelu_backward_f32(const float* dy, const float* x, co
         return detail::fail(BERT4J_ERR_INTERNAL, "bert4j_bias_gelu_backward_f32: %s", e.what());
     } catch (...) {
         return detail::fail(BERT4J_ERR_INTERNAL, "bert4j_bias_gelu_backward_f32: unknown error");
+    }
+}
+
+extern "C" int bert4j_bias_gelu_forward_train_f32(const float* x, const float* bias, float* y, float* dgelu,
+                                                  int64_t rows, int64_t cols, int64_t x_row_stride,
+                                                  int64_t y_row_stride, int64_t dgelu_row_stride,
+                                                  int approximate) {
+    using namespace bert4j;
+    constexpr const char* op = "bert4j_bias_gelu_forward_train_f32";
+    try {
+        int status = detail::check_bias_gelu_args(op, x, bias, y, rows, cols, x_row_stride, y_row_stride,
+                                                  approximate);
+        if (status != BERT4J_OK) return status;
+        status = detail::check_row_args(op, rows, cols, {{"dgelu", dgelu, dgelu_row_stride}});
+        if (status != BERT4J_OK) return status;
+        if (rows > 0 && cols > 0 && (dgelu == x || dgelu == y))
+            return detail::fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: dgelu must not be %s (a separate [%lld, %lld] buffer)",
+                                op, dgelu == x ? "x" : "y", static_cast<long long>(rows), static_cast<long long>(cols));
+        if (rows > 0 && cols > 0)
+            cpu::bias_gelu_train_launch(x, bias, y, dgelu, rows, cols, x_row_stride, y_row_stride,
+                                        dgelu_row_stride, approximate, cpu::best_isa(), detail::num_threads());
+        return detail::ok();
+    } catch (const std::exception& e) {
+        return detail::fail(BERT4J_ERR_INTERNAL, "%s: %s", op, e.what());
+    } catch (...) {
+        return detail::fail(BERT4J_ERR_INTERNAL, "%s: unknown error", op);
+    }
+}
+
+extern "C" int bert4j_gelu_backward_saved_f32(const float* dy, const float* dgelu, float* dx, float* dbias,
+                                              int64_t rows, int64_t cols, int64_t dy_row_stride,
+                                              int64_t dgelu_row_stride, int64_t dx_row_stride) {
+    using namespace bert4j;
+    constexpr const char* op = "bert4j_gelu_backward_saved_f32";
+    try {
+        const int status = detail::check_row_args(
+            op, rows, cols, {{"dy", dy, dy_row_stride}, {"dgelu", dgelu, dgelu_row_stride}, {"dx", dx, dx_row_stride}});
+        if (status != BERT4J_OK) return status;
+        if (rows > 0 && cols > 0 && ((dx == dy && dx_row_stride != dy_row_stride) ||
+                                     (dx == dgelu && dx_row_stride != dgelu_row_stride)))
+            return detail::fail(BERT4J_ERR_INVALID_ARGUMENT,
+                                "%s: dx aliases %s, so dx_row_stride (%lld) must equal %s_row_stride (%lld)", op,
+                                dx == dy ? "dy" : "dgelu", static_cast<long long>(dx_row_stride),
+                                dx == dy ? "dy" : "dgelu",
+                                static_cast<long long>(dx == dy ? dy_row_stride : dgelu_row_stride));
+        if (rows == 0 && cols > 0 && dbias != nullptr) {
+            std::fill(dbias, dbias + cols, 0.0f);  // the sum over no rows
+        } else if (rows > 0 && cols > 0) {
+            cpu::gelu_backward_saved_launch(dy, dgelu, dx, dbias, rows, cols, dy_row_stride, dgelu_row_stride,
+                                            dx_row_stride, cpu::best_isa(), detail::num_threads());
+        }
+        return detail::ok();
+    } catch (const std::exception& e) {
+        return detail::fail(BERT4J_ERR_INTERNAL, "%s: %s", op, e.what());
+    } catch (...) {
+        return detail::fail(BERT4J_ERR_INTERNAL, "%s: unknown error", op);
     }
 }

@@ -36,4 +36,13 @@ void bias_gelu_backward_launch(const float* dy, const float* x, const float* bia
                                int64_t x_row_stride, int64_t dx_row_stride, int approximate,
                                Isa isa, int max_threads);
 
+// Training forward (y and the derivative d = gelu'(x + bias)) and the backward from d.
+void bias_gelu_train_launch(const float* x, const float* bias, float* y, float* d, int64_t rows,
+                            int64_t cols, int64_t x_row_stride, int64_t y_row_stride,
+                            int64_t d_row_stride, int approximate, Isa isa, int max_threads);
+
+void gelu_backward_saved_launch(const float* dy, const float* d, float* dx, float* dbias, int64_t rows,
+                                int64_t cols, int64_t dy_row_stride, int64_t d_row_stride,
+                                int64_t dx_row_stride, Isa isa, int max_threads);
+
 }  // namespace bert4j::cpu

@@ -37,14 +37,16 @@ public final class FusedOps {
         if (!bd.is_contiguous()) {
             bd = bd.contiguous();
         }
-        Tensor y;
+        // The training forward also writes gelu'(x + bias), which the backward multiplies by
+        // (no erf or exp there); it is saved instead of x, so memory stays the same.
+        Kernels.BiasGeluTrain fwd;
         try (NoGradGuard noGrad = new NoGradGuard()) {
-            y = Kernels.biasGelu(xd, bd, tanh);
+            fwd = Kernels.biasGeluTrain(xd, bd, tanh);
         }
-        return AutogradSplice.attach("biasGelu", y, new Tensor[] {x, bias}, new Tensor[] {xd, bd},
+        return AutogradSplice.attach("biasGelu", fwd.y(), new Tensor[] {x, bias}, new Tensor[] {fwd.dgelu()},
                 (g, saved, needs) -> {
                     // dx is needed for dbias anyway (dbias = dx summed over rows).
-                    Kernels.BiasGeluGrads grads = Kernels.biasGeluBackward(g, saved[0], saved[1], tanh, needs[1]);
+                    Kernels.BiasGeluGrads grads = Kernels.biasGeluBackwardSaved(g, saved[0], needs[1]);
                     return new Tensor[] {grads.dx(), grads.dbias()};
                 });
     }

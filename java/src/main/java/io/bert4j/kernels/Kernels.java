@@ -71,6 +71,62 @@ public final class Kernels {
         return new BiasGeluGrads(dx, dbias);
     }
 
+    /** {@link #biasGeluTrain}'s result: the op's output and the derivative its backward needs. */
+    public record BiasGeluTrain(Tensor y, Tensor dgelu) {
+    }
+
+    /**
+     * The training forward of {@link #biasGelu}: {@code y} (bitwise {@link #biasGelu}'s) and
+     * {@code dgelu = gelu'(x + bias)}, shaped like x, which {@link #biasGeluBackwardSaved} turns
+     * into the gradients without evaluating GELU again. Costs one more [..., cols] write than
+     * the plain forward and saves the backward its erf and exp; dgelu replaces x as the saved
+     * tensor, so training keeps the same amount of memory. Nothing is recorded for autograd.
+     */
+    public static BiasGeluTrain biasGeluTrain(Tensor x, Tensor bias, boolean approximateTanh) {
+        final String op = "biasGeluTrain";
+        long[] rc = checkBiasGeluArgs(op, "x", x, bias);
+        Tensor y = torch.empty_like(x);
+        Tensor dgelu = torch.empty_like(x);
+        int status = NativeKernels.bert4j_bias_gelu_forward_train_f32(x.data_ptr(), bias.data_ptr(),
+                y.data_ptr(), dgelu.data_ptr(), rc[0], rc[1], rc[1], rc[1], rc[1], approximate(approximateTanh));
+        check(op, status);
+        return new BiasGeluTrain(y, dgelu);
+    }
+
+    /**
+     * Backward from {@link #biasGeluTrain}'s derivative: {@code dx = dy * dgelu} and, when
+     * {@code withBiasGrad}, {@code dbias = dx summed over all leading dimensions} (in double,
+     * deterministic for any thread count; bitwise {@link #biasGeluBackward}'s on AVX2 and
+     * AVX-512 CPUs).
+     *
+     * @param dy float32, CPU, contiguous, shaped like dgelu
+     * @param dgelu float32, CPU, contiguous, [..., cols]
+     */
+    public static BiasGeluGrads biasGeluBackwardSaved(Tensor dy, Tensor dgelu, boolean withBiasGrad) {
+        final String op = "biasGeluBackwardSaved";
+        requireFloatCpuContiguous(op, "dgelu", dgelu, "[..., cols]");
+        if (dgelu.dim() < 1) {
+            throw new Bert4jException(op + ": dgelu must have at least 1 dimension");
+        }
+        requireFloatCpuContiguous(op, "dy", dy, shape(dgelu));
+        if (!shape(dy).equals(shape(dgelu))) {
+            throw new Bert4jException(op + ": dy must have the shape of dgelu " + shape(dgelu) + ", got " + shape(dy));
+        }
+        long cols = dgelu.size(dgelu.dim() - 1);
+        long rows = 1;
+        for (int d = 0; d < dgelu.dim() - 1; d++) {
+            rows *= dgelu.size(d);
+        }
+        Tensor dx = torch.empty_like(dgelu);
+        Tensor dbias = withBiasGrad
+                ? torch.empty(new long[] {cols}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null)
+                : null;
+        int status = NativeKernels.bert4j_gelu_backward_saved_f32(dy.data_ptr(), dgelu.data_ptr(), dx.data_ptr(),
+                withBiasGrad ? dbias.data_ptr() : null, rows, cols, cols, cols, cols);
+        check(op, status);
+        return new BiasGeluGrads(dx, dbias);
+    }
+
     /** Validates x [..., cols] and bias [cols]; returns {rows, cols}. */
     /**
      * Rows of x scaled to max |value| = 1, for a GEMM whose activation quantization is per tensor

@@ -196,6 +196,18 @@ public final class NativeKernels {
             @Cast("const int64_t*") long[] dkStrides, @Cast("const int64_t*") long[] dvStrides,
             float scale, float dropoutP, @Cast("uint64_t") long seed, @Cast("uint64_t") long offset);
 
+    public static native int bert4j_bias_gelu_forward_train_f32(
+            @Cast("const float*") Pointer x, @Cast("const float*") Pointer bias,
+            @Cast("float*") Pointer y, @Cast("float*") Pointer dgelu, @Cast("int64_t") long rows,
+            @Cast("int64_t") long cols, @Cast("int64_t") long xRowStride, @Cast("int64_t") long yRowStride,
+            @Cast("int64_t") long dgeluRowStride, int approximate);
+
+    public static native int bert4j_gelu_backward_saved_f32(
+            @Cast("const float*") Pointer dy, @Cast("const float*") Pointer dgelu,
+            @Cast("float*") Pointer dx, @Cast("float*") Pointer dbias, @Cast("int64_t") long rows,
+            @Cast("int64_t") long cols, @Cast("int64_t") long dyRowStride,
+            @Cast("int64_t") long dgeluRowStride, @Cast("int64_t") long dxRowStride);
+
     public static native int bert4j_bias_gelu_backward_f32(
             @Cast("const float*") Pointer dy, @Cast("const float*") Pointer x,
             @Cast("const float*") Pointer bias, @Cast("float*") Pointer dx,

@@ -73,6 +73,55 @@ class BiasGeluTest {
     }
 
     @Test
+    void trainingPairAgreesWithForwardAndRecomputingBackward() {
+        // biasGeluTrain + biasGeluBackwardSaved (what autograd runs) against biasGelu +
+        // biasGeluBackward: y bitwise; dx and dbias bitwise on AVX2/AVX-512 CPUs, within two
+        // fp32 roundings (4e-7 relative) on the scalar path, which rounds gelu' once more.
+        for (boolean tanh : new boolean[] {false, true}) {
+            for (long[] shape : new long[][] {{1, 3}, {7, 13}, {2, 33, 384}, {129, 1536}}) {
+                torch.manual_seed(3 + shape.length);
+                long cols = shape[shape.length - 1];
+                Tensor x = torch.randn(shape).mul(new org.bytedeco.pytorch.Scalar(2.0));
+                Tensor bias = torch.randn(cols);
+                Tensor dy = torch.randn(shape);
+                Kernels.BiasGeluTrain t = Kernels.biasGeluTrain(x, bias, tanh);
+                assertTrue(torch.equal(t.y(), Kernels.biasGelu(x, bias, tanh)), "y must be the forward's, bit for bit");
+                assertEquals(Kernels.shape(x), Kernels.shape(t.dgelu()));
+                Kernels.BiasGeluGrads saved = Kernels.biasGeluBackwardSaved(dy, t.dgelu(), true);
+                Kernels.BiasGeluGrads recomputed = Kernels.biasGeluBackward(dy, x, bias, tanh, true);
+                String what = Kernels.shape(x) + " tanh=" + tanh;
+                assertTrue(torch.allclose(saved.dx(), recomputed.dx(), 4e-7, 1e-37, false), "dx " + what);
+                double colAbs = recomputed.dx().abs().reshape(-1, cols).sum(new long[] {0}).max().item_double();
+                assertTrue(saved.dbias().sub(recomputed.dbias()).abs().max().item_double() <= 4e-7 * colAbs + 1e-30,
+                        "dbias " + what);
+                assertEquals(null, Kernels.biasGeluBackwardSaved(dy, t.dgelu(), false).dbias());
+            }
+        }
+        // Empty rows: dbias is the sum over no rows.
+        Kernels.BiasGeluGrads empty = Kernels.biasGeluBackwardSaved(torch.randn(0, 5), torch.randn(0, 5), true);
+        assertEquals(0.0, empty.dbias().abs().sum().item_double());
+    }
+
+    @Test
+    void trainingPairRejectsBadInput() {
+        Tensor d = torch.randn(7, 384);
+        assertContains(assertThrows(Bert4jException.class,
+                () -> Kernels.biasGeluBackwardSaved(torch.randn(7, 383), d, true)), "dy must have the shape of dgelu [7, 384], got [7, 383]");
+        assertContains(assertThrows(Bert4jException.class,
+                () -> Kernels.biasGeluBackwardSaved(torch.randn(7, 384), torch.randn(384, 7).t(), true)), "dgelu must be contiguous");
+        assertContains(assertThrows(Bert4jException.class,
+                () -> Kernels.biasGeluBackwardSaved(torch.randn(7, 384).to(ScalarType.Double), d, true)), "dy must be float32");
+        assertContains(assertThrows(Bert4jException.class,
+                () -> Kernels.biasGeluTrain(torch.randn(7, 384), torch.randn(385), false)), "biasGeluTrain: bias must have shape [384]");
+        // Straight at the ABI: the derivative buffer must be its own.
+        Tensor x = torch.randn(2, 4), b = torch.zeros(4);
+        int status = NativeKernels.bert4j_bias_gelu_forward_train_f32(x.data_ptr(), b.data_ptr(), x.data_ptr(),
+                x.data_ptr(), 2, 4, 4, 4, 4, 0);
+        assertEquals(NativeKernels.BERT4J_ERR_INVALID_ARGUMENT, status);
+        assertTrue(NativeKernels.bert4j_last_error().contains("dgelu must not be x"), NativeKernels.bert4j_last_error());
+    }
+
+    @Test
     void emptyRowsAreANoOp() {
         Tensor x = torch.randn(0, 384);
         Tensor y = Kernels.biasGelu(x, torch.randn(384), false);
