@@ -71,8 +71,11 @@ import java.util.List;
  *     libtorch released it (no {@code retain_graph}), so the saved inputs are released
  *     too. With {@code retain_graph=true} they are kept and a second backward recomputes.</li>
  * <li>The gradient a vi hook returns is copied into libtorch by value; our Java handle to
- *     it is released at the next hook or attach call (a pending list), so at most one such
- *     buffer outlives its use briefly.</li>
+ *     it is released at the same thread's next hook or attach call (a per-thread pending
+ *     list), so at most one such buffer per thread outlives its use, until then. The vi are
+ *     chained last input first, so the engine (which runs later-created nodes first) calls
+ *     the hooks in input order and the one left waiting is the last input's: FusedOps
+ *     passes the large inputs first (x before bias), so what waits is a bias gradient.</li>
  * </ul>
  * Not supported: double backward ({@code create_graph=true}): the fused backward records no
  * graph, so the hook fails with a clear message rather than return silently wrong
@@ -95,7 +98,12 @@ public final class AutogradSplice {
     }
 
     private static final List<Record> LIVE = new ArrayList<>();
-    private static final List<Pointer> PENDING_RELEASE = new ArrayList<>();
+    /**
+     * Gradients a hook returned on this thread: libtorch copies a hook's result after the Java
+     * call returns, so the handle is released by the thread's next hook or attach (which
+     * cannot start before that copy), never by another thread.
+     */
+    private static final ThreadLocal<List<Pointer>> PENDING_RELEASE = ThreadLocal.withInitial(ArrayList::new);
 
     /**
      * Attaches {@code output}, computed by a fused kernel without autograd, to the graph of
@@ -135,7 +143,11 @@ public final class AutogradSplice {
             r.sentinel.requires_grad_(true);
             r.index = keep(torch.empty(new long[] {0}, new TensorOptions(torch.ScalarType.Long), null));
             Tensor carrier = r.sentinel; // float32, like the fused kernels' outputs
-            for (int i = 0; i < inputs.length; i++) {
+            // Last input first: the engine runs later-created nodes first, so input 0's hook runs
+            // first and the last input's hook last; the last hook's result is the one whose
+            // handle waits for this thread's next hook or attach (FusedOps puts small inputs,
+            // such as a bias, last).
+            for (int i = inputs.length - 1; i >= 0; i--) {
                 if (!needs[i]) {
                     continue;
                 }
@@ -213,14 +225,12 @@ public final class AutogradSplice {
     }
 
     private static void flushPending() {
-        List<Pointer> todo;
-        synchronized (PENDING_RELEASE) {
-            if (PENDING_RELEASE.isEmpty()) {
-                return;
-            }
-            todo = new ArrayList<>(PENDING_RELEASE);
-            PENDING_RELEASE.clear();
+        List<Pointer> pending = PENDING_RELEASE.get();
+        if (pending.isEmpty()) {
+            return;
         }
+        List<Pointer> todo = new ArrayList<>(pending);
+        pending.clear();
         todo.forEach(AutogradSplice::release);
     }
 
@@ -287,9 +297,7 @@ public final class AutogradSplice {
             }
             grads[i] = null;
             // Our handle must outlive this call (libtorch copies the returned tensor after it).
-            synchronized (PENDING_RELEASE) {
-                PENDING_RELEASE.add(g);
-            }
+            PENDING_RELEASE.get().add(g);
             if (index.use_count() <= 1) {
                 releaseSaved(); // IndexAddBackward0 freed its saved index: no second backward
             }
@@ -353,6 +361,7 @@ public final class AutogradSplice {
 
         @Override
         public TensorBase call(TensorBase ignored) {
+            flushPending(); // the previous hook's result was copied before this call began
             return record.takeGrad(input);
         }
     }
