@@ -1,6 +1,7 @@
 package io.bert4j.bench;
 
 import io.bert4j.kernels.Attention;
+import io.bert4j.kernels.BlasThreads;
 import io.bert4j.kernels.Kernels;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
@@ -33,6 +34,12 @@ import java.util.concurrent.TimeUnit;
  * through the kernel's backward with dout = w (the same loss is computed on both sides).
  * Every call's tensors are freed by its {@link PointerScope}; libtorch on CPU is synchronous,
  * so the work is complete when a call returns.
+ *
+ * <p>The reference runs with OpenBLAS single-threaded ({@link BlasThreads}, as bert4j's own
+ * {@code torch} kernel mode does): libtorch's CPU flash attention calls sgemm from its OpenMP
+ * workers, and the presets' pthreads OpenBLAS splits each call again over its own pool, which
+ * made SDPA 30-190x slower at seq 512 on this host (the 2026-11-29 17:02 run in RESULTS.md).
+ * {@code impl=sdpa_openblas} is that unscoped configuration, for the record.
  *
  * <p>Quick subset: {@code -p batch=8}. JmhRatios prints sdpa/fused per shape.
  *
@@ -85,18 +92,21 @@ public class AttentionBenchmark {
         keyLengths = KernelInputs.keyLengths(lens);
         mask = KernelInputs.boolMask(lens, seq);
         additive = KernelInputs.additiveMask(lens, seq);
-        if (!java.util.List.of("fused", "sdpa", "sdpa_nomask", "math").contains(impl)) {
-            throw new IllegalArgumentException("impl must be fused, sdpa, sdpa_nomask or math, got " + impl);
+        if (!java.util.List.of("fused", "sdpa", "sdpa_openblas", "sdpa_nomask", "math").contains(impl)) {
+            throw new IllegalArgumentException(
+                    "impl must be fused, sdpa, sdpa_openblas, sdpa_nomask or math, got " + impl);
         }
     }
 
     @Benchmark
     public long forward() {
         try (PointerScope scope = new PointerScope(); InferenceMode guard = new InferenceMode()) {
-            Tensor out = impl.equals("fused")
-                    ? Attention.forward(q, k, v, keyLengths, null, scale, 0.0, 0, 0).out()
-                    : reference(q, k, v);
-            return out.size(2);
+            if (impl.equals("fused")) {
+                return Attention.forward(q, k, v, keyLengths, null, scale, 0.0, 0, 0).out().size(2);
+            }
+            try (BlasThreads.Scope blas = referenceBlas()) {
+                return reference(q, k, v).size(2);
+            }
         }
     }
 
@@ -112,15 +122,22 @@ public class AttentionBenchmark {
             Tensor ql = q.detach().requires_grad_(true);   // fresh leaves: no grad accumulation
             Tensor kl = k.detach().requires_grad_(true);
             Tensor vl = v.detach().requires_grad_(true);
-            Tensor loss = reference(ql, kl, vl).mul(w).sum();
-            loss.backward();
-            return loss.item_double() + ql.grad().size(0) + kl.grad().size(0) + vl.grad().size(0);
+            try (BlasThreads.Scope blas = referenceBlas()) { // CPU backward runs on this thread
+                Tensor loss = reference(ql, kl, vl).mul(w).sum();
+                loss.backward();
+                return loss.item_double() + ql.grad().size(0) + kl.grad().size(0) + vl.grad().size(0);
+            }
         }
+    }
+
+    /** OpenBLAS single-threaded for the reference, except for the unscoped diagnostic impl. */
+    private BlasThreads.Scope referenceBlas() {
+        return impl.equals("sdpa_openblas") ? null : BlasThreads.singleThreaded();
     }
 
     private Tensor reference(Tensor q, Tensor k, Tensor v) {
         return switch (impl) {
-            case "sdpa" -> KernelInputs.sdpa(q, k, v, mask, scale);
+            case "sdpa", "sdpa_openblas" -> KernelInputs.sdpa(q, k, v, mask, scale);
             case "sdpa_nomask" -> KernelInputs.sdpa(q, k, v, null, scale);
             case "math" -> KernelInputs.composed(q, k, v, additive, scale);
             default -> throw new IllegalStateException(impl);
