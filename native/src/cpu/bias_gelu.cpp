@@ -365,9 +365,11 @@ BERT4J_AVX2 void block_avx2_backward_saved(const float* dy, int64_t lddy, const 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-// exp(hi + lo), hi clamped to [-87.3, 88], |lo| tiny (0 when unused).
+// exp(hi + lo), |lo| tiny (0 when unused), for hi in [-87.3, 88]: the callers clamp hi or mask
+// the lanes outside (Clamp = false saves the clamp where they mask).
+template <bool Clamp = true>
 BERT4J_AVX512 inline __m512 exp16(__m512 hi, __m512 lo) {
-    hi = _mm512_min_ps(_mm512_max_ps(hi, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
+    if (Clamp) hi = _mm512_min_ps(_mm512_max_ps(hi, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(hi, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), hi);
@@ -394,7 +396,9 @@ BERT4J_AVX512 inline void phi_exact16(__m512 h, __m512& cdf, __m512& g) {
     const __m512 s = _mm512_mul_ps(a, a);
     const __m512 s_lo = _mm512_fmsub_ps(a, a, s);
     const __m512 mhalf = _mm512_set1_ps(-0.5f);
-    g = exp16(_mm512_mul_ps(mhalf, s), _mm512_mul_ps(mhalf, s_lo));
+    // -h^2/2 >= -84.5 on the lanes kept (|h| <= 13); the others (and NaN) are zeroed here, so
+    // the exp needs no clamp.
+    g = exp16<false>(_mm512_mul_ps(mhalf, s), _mm512_mul_ps(mhalf, s_lo));
     g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(13.0f), _CMP_LE_OQ), g);
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512 t = recip16(_mm512_fmadd_ps(a, _mm512_set1_ps(kTscale), one));
