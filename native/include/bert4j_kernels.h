@@ -106,7 +106,8 @@ BERT4J_API int bert4j_bias_gelu_backward_f32(const float* dy, const float* x, co
 /* Training pair (CPU, fp32): the forward above that also saves what the backward needs, so
  * the backward does no transcendental work. forward_train writes y exactly as
  * bert4j_bias_gelu_forward_f32 (bitwise) and dgelu[r, c] = gelu'(x[r, c] + bias[c]) rounded
- * to fp32 (row stride dgelu_row_stride >= cols; dgelu must be its own buffer: not x, not y).
+ * to fp32 (row stride dgelu_row_stride >= cols). dgelu may be x itself (same row stride: each
+ * element is read before it is overwritten; a caller done with x saves a buffer), never y.
  * backward_saved: dx = dy * dgelu (fp32 product) and, when dbias is not NULL, dbias = column
  * sums of dx accumulated in double in the same fixed row blocks as
  * bert4j_bias_gelu_backward_f32; on the AVX2 / AVX-512 paths the pair gives bitwise that

@@ -527,6 +527,19 @@ void run_train_case(Isa isa, int approximate, int64_t rows, int64_t cols, int64_
                 CHECK(false, "%s: y(%lld, %lld) = %.9g, forward %.9g", what, (long long)r, (long long)c, yp[i],
                       y_ref[i]);
         }
+    // dgelu written over x itself (a caller done with x): the same y and d, bit for bit.
+    {
+        std::vector<float> x_over = x, y_over(rows * ld, kCanary);
+        bert4j::cpu::bias_gelu_train_launch(x_over.data(), bias.data(), y_over.data(), x_over.data(), rows, cols, ld,
+                                            ld, ld, approximate, isa, threads);
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c) {
+                const int64_t i = r * ld + c;
+                if ((std::memcmp(&x_over[i], &d[i], sizeof(float)) != 0 ||
+                     std::memcmp(&y_over[i], &y_ref[i], sizeof(float)) != 0) && bad++ < 3)
+                    CHECK(false, "%s: dgelu over x differs at (%lld, %lld)", what, (long long)r, (long long)c);
+            }
+    }
     // The recomputing backward, then the saved one (optionally in place over dy or over d).
     std::vector<float> dx_ref(rows * ld, kCanary), dbias_ref(cols), dbias(cols + 1, kCanary);
     bert4j::cpu::bias_gelu_backward_launch(dy.data(), x.data(), bias.data(), dx_ref.data(), dbias_ref.data(),
@@ -622,7 +635,8 @@ void test_train_pair_bad_arguments() {
     expect_reject("train dgelu stride", fwd(x, y, d, 3, 2, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu_row_stride must be >= cols (4) for dgelu of shape [3, 4], got 2");
     expect_reject("train dgelu overflow", fwd(x, y, d, 3, INT64_MAX / 2, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu_row_stride (4611686018427387903) overflows int64");
     expect_reject("train dgelu is y", fwd(x, y, y, 3, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu must not be y");
-    expect_reject("train dgelu is x", fwd(x, y, x, 3, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "dgelu must not be x");
+    expect_reject("train dgelu is x, other stride", bert4j_bias_gelu_forward_train_f32(x, b, y, x, 2, 4, 4, 4, 5, 0),
+                  BERT4J_ERR_INVALID_ARGUMENT, "dgelu aliases x, so dgelu_row_stride (5) must equal x_row_stride (4)");
     expect_reject("train approximate", fwd(x, y, d, 3, 4, 3), BERT4J_ERR_INVALID_ARGUMENT, "approximate must be 0");
     expect_reject("train rows < 0", fwd(x, y, d, -1, 4, 0), BERT4J_ERR_INVALID_ARGUMENT, "rows must be >= 0, got -1");
     const auto bwd = [&](const float* dyp, const float* dp, float* dxp, int64_t rows, int64_t dys, int64_t ds, int64_t dxs) {

@@ -831,9 +831,12 @@ extern "C" int bert4j_bias_gelu_forward_train_f32(const float* x, const float* b
         if (status != BERT4J_OK) return status;
         status = detail::check_row_args(op, rows, cols, {{"dgelu", dgelu, dgelu_row_stride}});
         if (status != BERT4J_OK) return status;
-        if (rows > 0 && cols > 0 && (dgelu == x || dgelu == y))
-            return detail::fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: dgelu must not be %s (a separate [%lld, %lld] buffer)",
-                                op, dgelu == x ? "x" : "y", static_cast<long long>(rows), static_cast<long long>(cols));
+        if (rows > 0 && cols > 0 && dgelu == y)
+            return detail::fail(BERT4J_ERR_INVALID_ARGUMENT, "%s: dgelu must not be y (both are outputs)", op);
+        if (rows > 0 && cols > 0 && dgelu == x && dgelu_row_stride != x_row_stride)
+            return detail::fail(BERT4J_ERR_INVALID_ARGUMENT,
+                                "%s: dgelu aliases x, so dgelu_row_stride (%lld) must equal x_row_stride (%lld)", op,
+                                static_cast<long long>(dgelu_row_stride), static_cast<long long>(x_row_stride));
         if (rows > 0 && cols > 0)
             cpu::bias_gelu_train_launch(x, bias, y, dgelu, rows, cols, x_row_stride, y_row_stride,
                                         dgelu_row_stride, approximate, cpu::best_isa(), detail::num_threads());

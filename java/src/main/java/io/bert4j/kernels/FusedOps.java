@@ -18,30 +18,49 @@ public final class FusedOps {
     private FusedOps() {}
 
     /**
-     * {@code gelu(x + bias)}, differentiable in x and bias.
+     * {@code gelu(x + bias)}, differentiable in x and bias. x is not modified.
+     *
+     * <p>Under autograd the forward also writes {@code gelu'(x + bias)}, the tensor the backward
+     * multiplies by (no erf or exp there), and keeps it until the backward: one [..., cols]
+     * buffer for the life of the graph, as libtorch's {@code gelu} keeps its input. A caller
+     * that is done with x can let that buffer be x's own: {@link #biasGeluConsumingInput}.
      *
      * @param x float32, CPU, [..., cols] (made contiguous if it is not)
      * @param bias float32, CPU, [cols]
      * @param tanh false: exact erf GELU; true: tanh approximation
      */
     public static Tensor biasGelu(Tensor x, Tensor bias, boolean tanh) {
+        return biasGelu(x, bias, tanh, false);
+    }
+
+    /**
+     * {@link #biasGelu} for an x the caller will not read again, e.g. a GEMM output computed
+     * just for this op: under autograd, {@code gelu'(x + bias)} is written over x's buffer
+     * instead of a new one (x's values are gone afterwards; nothing of autograd's may hold them:
+     * x must not be a leaf, and libtorch's linear layers do not save their output). Without
+     * autograd it is {@link #biasGelu} and x is left alone.
+     */
+    public static Tensor biasGeluConsumingInput(Tensor x, Tensor bias, boolean tanh) {
+        return biasGelu(x, bias, tanh, true);
+    }
+
+    private static Tensor biasGelu(Tensor x, Tensor bias, boolean tanh, boolean consume) {
         boolean record = GradMode.is_enabled() && (x.requires_grad() || bias.requires_grad());
         if (!record) {
             return Kernels.biasGelu(x.is_contiguous() ? x : x.contiguous(), bias, tanh);
         }
-        Tensor xd = x.detach();
+        Tensor xd = x.detach(); // same storage: overwriting it overwrites x
         Tensor bd = bias.detach();
+        boolean overwrite = consume && xd.is_contiguous() && !x.is_leaf();
         if (!xd.is_contiguous()) {
             xd = xd.contiguous();
         }
         if (!bd.is_contiguous()) {
             bd = bd.contiguous();
         }
-        // The training forward also writes gelu'(x + bias), which the backward multiplies by
-        // (no erf or exp there); it is saved instead of x, so memory stays the same.
         Kernels.BiasGeluTrain fwd;
         try (NoGradGuard noGrad = new NoGradGuard()) {
-            fwd = Kernels.biasGeluTrain(xd, bd, tanh);
+            fwd = Kernels.biasGeluTrain(xd, bd, tanh, overwrite);
         }
         return AutogradSplice.attach("biasGelu", fwd.y(), new Tensor[] {x, bias}, new Tensor[] {fwd.dgelu()},
                 (g, saved, needs) -> {

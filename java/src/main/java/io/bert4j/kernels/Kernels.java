@@ -79,14 +79,16 @@ public final class Kernels {
      * The training forward of {@link #biasGelu}: {@code y} (bitwise {@link #biasGelu}'s) and
      * {@code dgelu = gelu'(x + bias)}, shaped like x, which {@link #biasGeluBackwardSaved} turns
      * into the gradients without evaluating GELU again. Costs one more [..., cols] write than
-     * the plain forward and saves the backward its erf and exp; dgelu replaces x as the saved
-     * tensor, so training keeps the same amount of memory. Nothing is recorded for autograd.
+     * the plain forward and saves the backward its erf and exp. Nothing is recorded for autograd.
+     *
+     * @param overwriteX false: dgelu is a new tensor; true: dgelu is written over x's own buffer
+     *     (and returned as x), for a caller that will not read x again — no extra memory
      */
-    public static BiasGeluTrain biasGeluTrain(Tensor x, Tensor bias, boolean approximateTanh) {
+    public static BiasGeluTrain biasGeluTrain(Tensor x, Tensor bias, boolean approximateTanh, boolean overwriteX) {
         final String op = "biasGeluTrain";
         long[] rc = checkBiasGeluArgs(op, "x", x, bias);
         Tensor y = torch.empty_like(x);
-        Tensor dgelu = torch.empty_like(x);
+        Tensor dgelu = overwriteX ? x : torch.empty_like(x);
         int status = NativeKernels.bert4j_bias_gelu_forward_train_f32(x.data_ptr(), bias.data_ptr(),
                 y.data_ptr(), dgelu.data_ptr(), rc[0], rc[1], rc[1], rc[1], rc[1], approximate(approximateTanh));
         check(op, status);

@@ -1164,7 +1164,8 @@ public final class BertModel implements AutoCloseable {
             ReducedLinear q8 = reduced(module);
             Tensor w = p(module + ".weight");
             Tensor y = q8 != null ? q8.apply(x, false) : linear(x, module, w, null, w); // [..., I], no bias
-            return FusedOps.biasGelu(y, bias, !config.hiddenAct().equals("gelu"));
+            // y is this call's own GEMM output: in training its buffer takes the saved gelu'.
+            return FusedOps.biasGeluConsumingInput(y, bias, !config.hiddenAct().equals("gelu"));
         }
         return activation(linear(x, module));
     }

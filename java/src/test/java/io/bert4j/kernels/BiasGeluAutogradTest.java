@@ -169,6 +169,45 @@ class BiasGeluAutogradTest {
     }
 
     @Test
+    void consumingInputGivesTheSameGradientsAndReusesTheBuffer() {
+        try (PointerScope scope = new PointerScope()) {
+            torch.manual_seed(13);
+            Tensor h0 = torch.randn(12, 24), w0 = torch.randn(40, 24), b0 = torch.randn(40), dy = torch.randn(12, 40);
+            for (boolean tanh : new boolean[] {false, true}) {
+                // x = h W^T, a fresh non-leaf the caller does not read again (as BertModel's FFN)
+                Tensor h = leaf(h0), w = leaf(w0), b = leaf(b0);
+                Tensor x = h.matmul(w.t());
+                long xBuffer = x.data_ptr().address();
+                Tensor y = FusedOps.biasGeluConsumingInput(x, b, tanh);
+                y.backward(dy, new BoolOptional(), false, new TensorArrayRefOptional());
+
+                Tensor hr = leaf(h0), wr = leaf(w0), br = leaf(b0);
+                Tensor yr = FusedOps.biasGelu(hr.matmul(wr.t()), br, tanh);
+                try (NoGradGuard ng = new NoGradGuard()) {
+                    assertTrue(torch.equal(y, yr), "same output, tanh=" + tanh);
+                }
+                yr.backward(dy, new BoolOptional(), false, new TensorArrayRefOptional());
+                for (String[] n : new String[][] {{"h"}, {"w"}, {"b"}}) {
+                    Tensor got = switch (n[0]) { case "h" -> h.grad(); case "w" -> w.grad(); default -> b.grad(); };
+                    Tensor want = switch (n[0]) { case "h" -> hr.grad(); case "w" -> wr.grad(); default -> br.grad(); };
+                    assertTrue(torch.equal(got, want), "d" + n[0] + " bitwise the allocating path's, tanh=" + tanh);
+                }
+                assertEquals(xBuffer, x.data_ptr().address());
+                // x's buffer now holds gelu'(x + b): its values are gone, as documented.
+                try (NoGradGuard ng = new NoGradGuard()) {
+                    Tensor xAgain = h0.matmul(w0.t());
+                    assertFalse(torch.equal(x, xAgain), "x's buffer must have been reused");
+                }
+            }
+            // A leaf x is never overwritten (falls back to a new buffer).
+            Tensor xl = leaf(torch.randn(4, 40));
+            Tensor before = xl.detach().clone();
+            FusedOps.biasGeluConsumingInput(xl, torch.randn(40), false).sum().backward();
+            assertTrue(torch.equal(xl.detach(), before), "a leaf x must be left alone");
+        }
+    }
+
+    @Test
     void retainedGraphBackwardTwiceThenLibtorchRefusesAThird() {
         try (PointerScope scope = new PointerScope()) {
             torch.manual_seed(9);

@@ -84,7 +84,7 @@ class BiasGeluTest {
                 Tensor x = torch.randn(shape).mul(new org.bytedeco.pytorch.Scalar(2.0));
                 Tensor bias = torch.randn(cols);
                 Tensor dy = torch.randn(shape);
-                Kernels.BiasGeluTrain t = Kernels.biasGeluTrain(x, bias, tanh);
+                Kernels.BiasGeluTrain t = Kernels.biasGeluTrain(x, bias, tanh, false);
                 assertTrue(torch.equal(t.y(), Kernels.biasGelu(x, bias, tanh)), "y must be the forward's, bit for bit");
                 assertEquals(Kernels.shape(x), Kernels.shape(t.dgelu()));
                 Kernels.BiasGeluGrads saved = Kernels.biasGeluBackwardSaved(dy, t.dgelu(), true);
@@ -103,6 +103,19 @@ class BiasGeluTest {
     }
 
     @Test
+    void trainingForwardCanWriteTheDerivativeOverItsInput() {
+        torch.manual_seed(11);
+        Tensor x = torch.randn(33, 384).mul(new org.bytedeco.pytorch.Scalar(2.0));
+        Tensor bias = torch.randn(384);
+        Kernels.BiasGeluTrain separate = Kernels.biasGeluTrain(x, bias, false, false);
+        Tensor consumed = x.clone();
+        Kernels.BiasGeluTrain over = Kernels.biasGeluTrain(consumed, bias, false, true);
+        assertEquals(consumed.data_ptr().address(), over.dgelu().data_ptr().address(), "dgelu must be x's buffer");
+        assertTrue(torch.equal(over.dgelu(), separate.dgelu()), "same derivative, bit for bit");
+        assertTrue(torch.equal(over.y(), separate.y()), "same output, bit for bit");
+    }
+
+    @Test
     void trainingPairRejectsBadInput() {
         Tensor d = torch.randn(7, 384);
         assertContains(assertThrows(Bert4jException.class,
@@ -112,13 +125,13 @@ class BiasGeluTest {
         assertContains(assertThrows(Bert4jException.class,
                 () -> Kernels.biasGeluBackwardSaved(torch.randn(7, 384).to(ScalarType.Double), d, true)), "dy must be float32");
         assertContains(assertThrows(Bert4jException.class,
-                () -> Kernels.biasGeluTrain(torch.randn(7, 384), torch.randn(385), false)), "biasGeluTrain: bias must have shape [384]");
-        // Straight at the ABI: the derivative buffer must be its own.
-        Tensor x = torch.randn(2, 4), b = torch.zeros(4);
-        int status = NativeKernels.bert4j_bias_gelu_forward_train_f32(x.data_ptr(), b.data_ptr(), x.data_ptr(),
-                x.data_ptr(), 2, 4, 4, 4, 4, 0);
+                () -> Kernels.biasGeluTrain(torch.randn(7, 384), torch.randn(385), false, false)), "biasGeluTrain: bias must have shape [384]");
+        // Straight at the ABI: the derivative and the output cannot share a buffer.
+        Tensor x = torch.randn(2, 4), b = torch.zeros(4), y = torch.empty(2, 4);
+        int status = NativeKernels.bert4j_bias_gelu_forward_train_f32(x.data_ptr(), b.data_ptr(), y.data_ptr(),
+                y.data_ptr(), 2, 4, 4, 4, 4, 0);
         assertEquals(NativeKernels.BERT4J_ERR_INVALID_ARGUMENT, status);
-        assertTrue(NativeKernels.bert4j_last_error().contains("dgelu must not be x"), NativeKernels.bert4j_last_error());
+        assertTrue(NativeKernels.bert4j_last_error().contains("dgelu must not be y"), NativeKernels.bert4j_last_error());
     }
 
     @Test
