@@ -175,8 +175,10 @@ public final class AutogradSplice {
 
     /**
      * Releases every splice whose graph is gone (hooks, saved tensors, kept gradients), and
-     * the gradient handles awaiting release. Called by {@link #attach}; call it after the last
-     * training step to release the last step's records without waiting for the next op.
+     * the gradient handles this thread's hooks left awaiting release (another thread's are
+     * released by that thread's next call, or by the garbage collector once it has ended).
+     * Called by {@link #attach}; call it after the last training step, on the thread that ran
+     * the backward, to release the last step's records without waiting for the next op.
      */
     public static void reap() {
         flushPending();

@@ -37,8 +37,9 @@ public final class FusedOps {
      * {@link #biasGelu} for an x the caller will not read again, e.g. a GEMM output computed
      * just for this op: under autograd, {@code gelu'(x + bias)} is written over x's buffer
      * instead of a new one (x's values are gone afterwards; nothing of autograd's may hold them:
-     * x must not be a leaf, and libtorch's linear layers do not save their output). Without
-     * autograd it is {@link #biasGelu} and x is left alone.
+     * libtorch's linear layers do not save their output). A leaf or a view x is never
+     * overwritten (a new buffer is used). Without autograd it is {@link #biasGelu} and x is
+     * left alone.
      */
     public static Tensor biasGeluConsumingInput(Tensor x, Tensor bias, boolean tanh) {
         return biasGelu(x, bias, tanh, true);
@@ -51,7 +52,11 @@ public final class FusedOps {
         }
         Tensor xd = x.detach(); // same storage: overwriting it overwrites x
         Tensor bd = bias.detach();
-        boolean overwrite = consume && xd.is_contiguous() && !x.is_leaf();
+        // Only a tensor of its own (not a leaf, not a view of another tensor's storage).
+        boolean overwrite = consume && xd.is_contiguous() && !x.is_leaf() && !x.is_view();
+        if (overwrite) {
+            INPUTS_REUSED.incrementAndGet();
+        }
         if (!xd.is_contiguous()) {
             xd = xd.contiguous();
         }
@@ -148,6 +153,17 @@ public final class FusedOps {
                             maxSeqlen, scale, dropoutP, seed, offset);
                     return new Tensor[] {gr.dq(), gr.dk(), gr.dv()};
                 });
+    }
+
+    private static final java.util.concurrent.atomic.AtomicLong INPUTS_REUSED =
+            new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * How many {@link #biasGeluConsumingInput} calls under autograd have written the derivative
+     * over their input so far (for tests that must prove the model saves that buffer).
+     */
+    public static long biasGeluInputsReused() {
+        return INPUTS_REUSED.get();
     }
 
     private static final java.util.concurrent.atomic.AtomicLong ATTENTION_SPLICES =

@@ -204,6 +204,12 @@ class BiasGeluAutogradTest {
             Tensor before = xl.detach().clone();
             FusedOps.biasGeluConsumingInput(xl, torch.randn(40), false).sum().backward();
             assertTrue(torch.equal(xl.detach(), before), "a leaf x must be left alone");
+            // Nor a view of another tensor's storage.
+            Tensor base = leaf(torch.randn(4, 80)).mul(new org.bytedeco.pytorch.Scalar(1.0));
+            Tensor view = base.view(8, 40);
+            Tensor baseBefore = base.detach().clone();
+            FusedOps.biasGeluConsumingInput(view, torch.randn(40), false).sum().backward();
+            assertTrue(torch.equal(base.detach(), baseBefore), "a view x must be left alone");
         }
     }
 

@@ -96,10 +96,15 @@ class FusedTrainingEquivalenceTest {
 
     private static Tensor[] forwardLoss(Bert bert, Batch b, Tensor r, Tensor targets) {
         long splices = FusedOps.attentionSplices();
+        long reused = FusedOps.biasGeluInputsReused();
         Tensor h = bert.model().forward(b.inputIds(), b.tokenTypeIds(), b.attentionMask()).lastHiddenState(); // [B, S, H]
         long expected = bert.model().kernels() == KernelMode.FUSED ? bert.config().numHiddenLayers() : 0;
         assertEquals(expected, FusedOps.attentionSplices() - splices,
                 "fused attention splices in one " + bert.model().kernels() + " training forward");
+        // Each layer's FFN hands its GEMM output to the fused bias + GELU, which keeps gelu' in that
+        // buffer rather than a new one (so the equivalence below also covers that path).
+        assertEquals(expected, FusedOps.biasGeluInputsReused() - reused,
+                "bias + GELU calls reusing their GEMM output in one " + bert.model().kernels() + " training forward");
         Tensor m = b.attentionMask().to(torch.ScalarType.Float).unsqueeze(-1);                      // [B, S, 1]
         Tensor pooled = h.mul(m).sum(new long[] {1}).div(m.sum(new long[] {1}));                    // [B, H]
         Tensor loss = pooled.matmul(r).sub(targets).pow(new Scalar(2)).mean();
