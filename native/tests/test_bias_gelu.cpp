@@ -549,6 +549,20 @@ void run_train_case(Isa isa, int approximate, int64_t rows, int64_t cols, int64_
     bert4j::cpu::gelu_backward_saved_launch(dy_in.data(), d_in.data(), dx, dbias.data(), rows, cols, ld, ld, ld,
                                             isa, threads);
     CHECK(dbias[cols] == kCanary, "%s: wrote past dbias[cols]", what);
+    // Without a bias gradient (rows handed out one at a time): the same dx, bit for bit.
+    {
+        std::vector<float> dx_nb(rows * ld, kCanary);
+        bert4j::cpu::gelu_backward_saved_launch(dy.data(), d.data(), dx_nb.data(), nullptr, rows, cols, ld, ld, ld,
+                                                isa, threads);
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < ld; ++c) {
+                const int64_t i = r * ld + c;
+                const bool ok = c < cols ? std::memcmp(&dx_nb[i], &dx[i], sizeof(float)) == 0 : dx_nb[i] == kCanary;
+                if (!ok && bad++ < 3)
+                    CHECK(false, "%s: dx without dbias differs (or padding written) at (%lld, %lld)", what,
+                          (long long)r, (long long)c);
+            }
+    }
     const bool exact_bits = isa != Isa::Scalar;
     std::vector<double> abs_sum(cols, 0.0);
     for (int64_t r = 0; r < rows; ++r)

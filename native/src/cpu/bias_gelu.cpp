@@ -107,15 +107,18 @@ void row_scalar_train(const float* x, const float* b, float* y, float* d, int64_
     }
 }
 
-// Backward rows from a saved derivative: dx = dy * d (fp32), acc[j] += dx[j] when acc != nullptr.
-// dx may alias dy or d.
+// Backward from a saved derivative over a block of rows: dx = dy * d (fp32) and, with Acc,
+// acc[j] += the column sums of dx, each column summed in row order from 0 (the order every path
+// keeps, so dbias is bitwise the same on all of them for the same products). dx may alias dy or d.
 template <bool Acc>
-void row_scalar_backward_saved(const float* dy, const float* d, float* dx, double* acc, int64_t n) {
-    for (int64_t j = 0; j < n; ++j) {
-        const float g = dy[j] * d[j];
-        dx[j] = g;
-        if (Acc) acc[j] += g;
-    }
+void block_scalar_backward_saved(const float* dy, int64_t lddy, const float* d, int64_t ldd, float* dx,
+                                 int64_t lddx, double* acc, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+            const float g = dy[r * lddy + j] * d[r * ldd + j];
+            dx[r * lddx + j] = g;
+            if (Acc) acc[j] += g;
+        }
 }
 
 // ---- kernel layer: AVX2 + FMA rows ---------------------------------------------------
@@ -297,26 +300,11 @@ BERT4J_AVX2 void row_avx2_train(const float* x, const float* b, float* y, float*
     }
 }
 
-template <bool Acc>
-BERT4J_AVX2 void row_avx2_backward_saved(const float* dy, const float* d, float* dx, double* acc, int64_t n) {
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        const __m256 g = _mm256_mul_ps(_mm256_loadu_ps(dy + j), _mm256_loadu_ps(d + j));
-        _mm256_storeu_ps(dx + j, g);
-        if (Acc) acc8(acc + j, g);
-    }
-    for (; j < n; ++j) {  // < 8 elements: scalar, the same fp32 product
-        const float g = dy[j] * d[j];
-        dx[j] = g;
-        if (Acc) acc[j] += g;
-    }
-}
-
-// dx = dy * d over rows [0, rows) of a block, with the column sums added into acc: strips of
-// 16 columns kept in four double accumulators across the block's rows (each column is still
-// summed in row order from 0, so the result is bitwise the row-by-row accumulation's), the
+// block_scalar_backward_saved in AVX2: strips of 16 columns whose column sums stay in four
+// double accumulators across the block's rows (still each column in row order from 0), the
 // tail columns one at a time. Keeping the sums in registers instead of loading and storing an
-// acc row per row took the dbias part of a 128 x 1536 backward from ~50 to ~10 us (AVX-512).
+// acc row per row took the dbias part of a 128 x 1536 backward from ~50 to ~20 us (AVX-512).
+template <bool Acc>
 BERT4J_AVX2 void block_avx2_backward_saved(const float* dy, int64_t lddy, const float* d, int64_t ldd,
                                            float* dx, int64_t lddx, double* acc, int64_t rows, int64_t n) {
     int64_t j = 0;
@@ -330,11 +318,14 @@ BERT4J_AVX2 void block_avx2_backward_saved(const float* dy, int64_t lddy, const 
             const __m256 g1 = _mm256_mul_ps(_mm256_loadu_ps(p + 8), _mm256_loadu_ps(q + 8));
             _mm256_storeu_ps(o, g0);
             _mm256_storeu_ps(o + 8, g1);
-            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(g0)));
-            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(g0, 1)));
-            a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm256_castps256_ps128(g1)));
-            a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm256_extractf128_ps(g1, 1)));
+            if (Acc) {
+                a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(g0)));
+                a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(g0, 1)));
+                a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm256_castps256_ps128(g1)));
+                a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm256_extractf128_ps(g1, 1)));
+            }
         }
+        if (!Acc) continue;
         _mm256_storeu_pd(acc + j, _mm256_add_pd(_mm256_loadu_pd(acc + j), a0));
         _mm256_storeu_pd(acc + j + 4, _mm256_add_pd(_mm256_loadu_pd(acc + j + 4), a1));
         _mm256_storeu_pd(acc + j + 8, _mm256_add_pd(_mm256_loadu_pd(acc + j + 8), a2));
@@ -347,7 +338,7 @@ BERT4J_AVX2 void block_avx2_backward_saved(const float* dy, int64_t lddy, const 
             dx[r * lddx + j] = g;
             a += g;
         }
-        acc[j] += a;
+        if (Acc) acc[j] += a;
     }
 }
 
@@ -532,26 +523,9 @@ BERT4J_AVX512 void row_avx512_train(const float* x, const float* b, float* y, fl
     }
 }
 
-template <bool Acc>
-BERT4J_AVX512 void row_avx512_backward_saved(const float* dy, const float* d, float* dx, double* acc,
-                                             int64_t n) {
-    for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
-                                        : static_cast<__mmask16>((1u << (n - j)) - 1u);
-        const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + j), _mm512_maskz_loadu_ps(m, d + j));
-        _mm512_mask_storeu_ps(dx + j, m, g);
-        if (Acc) {
-            const __mmask8 lo = static_cast<__mmask8>(m), hi = static_cast<__mmask8>(m >> 8);
-            _mm512_mask_storeu_pd(acc + j, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, acc + j),
-                                  _mm512_cvtps_pd(_mm512_castps512_ps256(g))));
-            _mm512_mask_storeu_pd(acc + j + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, acc + j + 8),
-                                  _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1))));
-        }
-    }
-}
-
 // The AVX-512 form of block_avx2_backward_saved: strips of 32 columns in four double
 // accumulators (wider strips measured slower), the tail in masked strips of 16.
+template <bool Acc>
 BERT4J_AVX512 void block_avx512_backward_saved(const float* dy, int64_t lddy, const float* d, int64_t ldd,
                                                float* dx, int64_t lddx, double* acc, int64_t rows, int64_t n) {
     int64_t j = 0;
@@ -565,11 +539,14 @@ BERT4J_AVX512 void block_avx512_backward_saved(const float* dy, int64_t lddy, co
             const __m512 g1 = _mm512_mul_ps(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(q + 16));
             _mm512_storeu_ps(o, g0);
             _mm512_storeu_ps(o + 16, g1);
-            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(g0)));
-            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(g0, 1)));
-            a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm512_castps512_ps256(g1)));
-            a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm512_extractf32x8_ps(g1, 1)));
+            if (Acc) {
+                a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(g0)));
+                a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(g0, 1)));
+                a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm512_castps512_ps256(g1)));
+                a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm512_extractf32x8_ps(g1, 1)));
+            }
         }
+        if (!Acc) continue;
         _mm512_storeu_pd(acc + j, _mm512_add_pd(_mm512_loadu_pd(acc + j), a0));
         _mm512_storeu_pd(acc + j + 8, _mm512_add_pd(_mm512_loadu_pd(acc + j + 8), a1));
         _mm512_storeu_pd(acc + j + 16, _mm512_add_pd(_mm512_loadu_pd(acc + j + 16), a2));
@@ -583,9 +560,12 @@ BERT4J_AVX512 void block_avx512_backward_saved(const float* dy, int64_t lddy, co
             const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + r * lddy + j),
                                            _mm512_maskz_loadu_ps(m, d + r * ldd + j));
             _mm512_mask_storeu_ps(dx + r * lddx + j, m, g);
-            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(g)));
-            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1)));
+            if (Acc) {
+                a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(g)));
+                a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1)));
+            }
         }
+        if (!Acc) continue;
         _mm512_mask_storeu_pd(acc + j, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, acc + j), a0));
         _mm512_mask_storeu_pd(acc + j + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, acc + j + 8), a1));
     }
@@ -715,8 +695,6 @@ void rows_with_column_sums(int64_t rows, int64_t cols, float* dbias, int max_thr
 }
 
 using TrainRowFn = void (*)(const float*, const float*, float*, float*, int64_t);
-using SavedRowFn = void (*)(const float*, const float*, float*, double*, int64_t);
-
 TrainRowFn pick_train_row(Isa isa, int approximate) {
     const bool tanh = approximate == BERT4J_GELU_TANH;
     if (isa == Isa::Avx512) return tanh ? row_avx512_train<true> : row_avx512_train<false>;
@@ -724,10 +702,13 @@ TrainRowFn pick_train_row(Isa isa, int approximate) {
     return tanh ? row_scalar_train<true> : row_scalar_train<false>;
 }
 
-SavedRowFn pick_saved_row(Isa isa, bool acc) {
-    if (isa == Isa::Avx512) return acc ? row_avx512_backward_saved<true> : row_avx512_backward_saved<false>;
-    if (isa == Isa::Avx2Fma) return acc ? row_avx2_backward_saved<true> : row_avx2_backward_saved<false>;
-    return acc ? row_scalar_backward_saved<true> : row_scalar_backward_saved<false>;
+using SavedBlockFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, double*, int64_t,
+                              int64_t);
+
+SavedBlockFn pick_saved_block(Isa isa, bool acc) {
+    if (isa == Isa::Avx512) return acc ? block_avx512_backward_saved<true> : block_avx512_backward_saved<false>;
+    if (isa == Isa::Avx2Fma) return acc ? block_avx2_backward_saved<true> : block_avx2_backward_saved<false>;
+    return acc ? block_scalar_backward_saved<true> : block_scalar_backward_saved<false>;
 }
 
 }  // namespace
@@ -756,17 +737,10 @@ void bias_gelu_train_launch(const float* x, const float* bias, float* y, float* 
 void gelu_backward_saved_launch(const float* dy, const float* d, float* dx, float* dbias, int64_t rows,
                                 int64_t cols, int64_t dy_row_stride, int64_t d_row_stride,
                                 int64_t dx_row_stride, Isa isa, int max_threads) {
-    const SavedRowFn row = pick_saved_row(isa, dbias != nullptr);
+    const SavedBlockFn block = pick_saved_block(isa, dbias != nullptr);
     rows_with_column_sums(rows, cols, dbias, max_threads, [&](int64_t r0, int64_t r1, double* acc) {
-        if (acc != nullptr && isa != Isa::Scalar) {
-            const int64_t o = r0;
-            (isa == Isa::Avx512 ? block_avx512_backward_saved : block_avx2_backward_saved)(
-                dy + o * dy_row_stride, dy_row_stride, d + o * d_row_stride, d_row_stride, dx + o * dx_row_stride,
-                dx_row_stride, acc, r1 - r0, cols);
-            return;
-        }
-        for (int64_t r = r0; r < r1; ++r)
-            row(dy + r * dy_row_stride, d + r * d_row_stride, dx + r * dx_row_stride, acc, cols);
+        block(dy + r0 * dy_row_stride, dy_row_stride, d + r0 * d_row_stride, d_row_stride, dx + r0 * dx_row_stride,
+              dx_row_stride, acc, r1 - r0, cols);
     });
 }
 
