@@ -45,20 +45,26 @@ constexpr double kTanhCubic = 0.044715;
 
 // ---- kernel layer: portable scalar rows -------------------------------------------------
 
+// gelu(h) in double. Exact: Phi(h) = erfc(-h / sqrt 2) / 2, no cancellation for h < 0. tanh:
+// 0.5 h (1 + tanh u) == h / (1 + exp(-2u)); exp overflow gives h / inf = -0.
+double gelu_exact(double h) { return 0.5 * h * std::erfc(-h * kSqrt1_2); }
+
+double gelu_tanh(double h) {
+    const double u = kSqrt2OverPi * (h + kTanhCubic * h * h * h);
+    return h / (1.0 + std::exp(-2.0 * u));
+}
+
 void row_scalar_exact(const float* x, const float* b, float* y, int64_t n) {
     for (int64_t j = 0; j < n; ++j) {
         const double h = static_cast<float>(x[j] + b[j]);  // the fp32 sum, as the AVX2 path
-        // Phi(h) = erfc(-h / sqrt 2) / 2: no cancellation for h < 0.
-        y[j] = static_cast<float>(0.5 * h * std::erfc(-h * kSqrt1_2));
+        y[j] = static_cast<float>(gelu_exact(h));
     }
 }
 
 void row_scalar_tanh(const float* x, const float* b, float* y, int64_t n) {
     for (int64_t j = 0; j < n; ++j) {
         const double h = static_cast<float>(x[j] + b[j]);
-        const double u = kSqrt2OverPi * (h + kTanhCubic * h * h * h);
-        // 0.5 h (1 + tanh u) == h / (1 + exp(-2u)); exp overflow gives h / inf = -0.
-        y[j] = static_cast<float>(h / (1.0 + std::exp(-2.0 * u)));
+        y[j] = static_cast<float>(gelu_tanh(h));
     }
 }
 
@@ -101,8 +107,7 @@ template <bool Tanh>
 void row_scalar_train(const float* x, const float* b, float* y, float* d, int64_t n) {
     for (int64_t j = 0; j < n; ++j) {
         const double h = static_cast<float>(x[j] + b[j]);  // read before y[j] is written (y may be x)
-        y[j] = static_cast<float>(Tanh ? h / (1.0 + std::exp(-2.0 * kSqrt2OverPi * (h + kTanhCubic * h * h * h)))
-                                       : 0.5 * h * std::erfc(-h * kSqrt1_2));
+        y[j] = static_cast<float>(Tanh ? gelu_tanh(h) : gelu_exact(h));
         d[j] = static_cast<float>(Tanh ? gelu_grad_tanh(h) : gelu_grad_exact(h));
     }
 }
@@ -208,10 +213,14 @@ BERT4J_AVX2 void row_avx2(const float* x, const float* b, float* y, int64_t n) {
 
 // gelu'(h) = Phi(h) + h phi(h), phi(h) = exp(-h^2/2) / sqrt(2 pi): the same evaluation as
 // the forward (phi_exact8), whose one exp serves both terms.
+BERT4J_AVX2 inline __m256 grad_from_phi8(__m256 h, __m256 cdf, __m256 g) {
+    return _mm256_fmadd_ps(_mm256_mul_ps(h, g), _mm256_set1_ps(0.39894228040143267794f), cdf);
+}
+
 BERT4J_AVX2 inline __m256 gelu_grad_exact8(__m256 h) {
     __m256 cdf, g;
     phi_exact8(h, cdf, g);
-    return _mm256_fmadd_ps(_mm256_mul_ps(h, g), _mm256_set1_ps(0.39894228040143267794f), cdf);
+    return grad_from_phi8(h, cdf, g);
 }
 
 // gelu'(h) = s + 2 h s (1 - s) u', s = sigmoid(2u), s (1 - s) = a / (1 + a)^2, a = exp(-2|u|).
@@ -278,7 +287,7 @@ BERT4J_AVX2 inline void train8(__m256 h, __m256& y, __m256& d) {
         __m256 cdf, g;
         phi_exact8(h, cdf, g);
         y = _mm256_mul_ps(h, cdf);
-        d = _mm256_fmadd_ps(_mm256_mul_ps(h, g), _mm256_set1_ps(0.39894228040143267794f), cdf);
+        d = grad_from_phi8(h, cdf, g);
     }
 }
 
@@ -406,10 +415,14 @@ BERT4J_AVX512 inline __m512 gelu_exact16(__m512 h) {
     return _mm512_mul_ps(h, cdf);
 }
 
+BERT4J_AVX512 inline __m512 grad_from_phi16(__m512 h, __m512 cdf, __m512 g) {
+    return _mm512_fmadd_ps(_mm512_mul_ps(h, g), _mm512_set1_ps(0.39894228040143267794f), cdf);
+}
+
 BERT4J_AVX512 inline __m512 gelu_grad_exact16(__m512 h) {
     __m512 cdf, g;
     phi_exact16(h, cdf, g);
-    return _mm512_fmadd_ps(_mm512_mul_ps(h, g), _mm512_set1_ps(0.39894228040143267794f), cdf);
+    return grad_from_phi16(h, cdf, g);
 }
 
 BERT4J_AVX512 inline __m512 gelu_tanh16(__m512 h) {
@@ -516,7 +529,7 @@ BERT4J_AVX512 void row_avx512_train(const float* x, const float* b, float* y, fl
             __m512 cdf, g;
             phi_exact16(h, cdf, g);
             vy = _mm512_mul_ps(h, cdf);
-            vd = _mm512_fmadd_ps(_mm512_mul_ps(h, g), _mm512_set1_ps(0.39894228040143267794f), cdf);
+            vd = grad_from_phi16(h, cdf, g);
         }
         _mm512_mask_storeu_ps(y + j, m, vy);
         _mm512_mask_storeu_ps(d + j, m, vd);
@@ -642,20 +655,17 @@ void bias_gelu_block_bf16(const float* x, int64_t ldx, const float* bias, int ro
 }
 
 
-void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows, int64_t cols,
-                      int64_t x_row_stride, int64_t y_row_stride, int approximate, Isa isa,
-                      int max_threads) {
-    const RowFn row = pick_row(isa, approximate);
-    const int64_t work = rows * cols;
-    const int64_t by_work = std::max<int64_t>(1, work / kMinElementsPerThread);
+namespace {
+
+// row(r) for every row, over up to max_threads threads (fewer for little work: a fork/join costs
+// more than it saves below kMinElementsPerThread elements per thread).
+template <class Row>
+void for_each_row(int64_t rows, int64_t cols, int max_threads, const Row& row) {
+    const int64_t by_work = std::max<int64_t>(1, rows * cols / kMinElementsPerThread);
     const int threads = static_cast<int>(std::min<int64_t>({max_threads, rows, by_work}));
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int64_t r = 0; r < rows; ++r)
-        row(x + r * x_row_stride, bias, y + r * y_row_stride, cols);
+    for (int64_t r = 0; r < rows; ++r) row(r);
 }
-
-
-namespace {
 
 // Runs block(r0, r1, acc) over all rows and, when dbias is not NULL, writes dbias = the column
 // sums the blocks add into acc (one zeroed double row per block). Without dbias the rows are
@@ -664,14 +674,11 @@ namespace {
 // the same with 1 or N threads.
 template <class Block>
 void rows_with_column_sums(int64_t rows, int64_t cols, float* dbias, int max_threads, const Block& block) {
-    const int64_t work = rows * cols;
-    const int64_t by_work = std::max<int64_t>(1, work / kMinElementsPerThread);
     if (dbias == nullptr) {
-        const int threads = static_cast<int>(std::min<int64_t>({max_threads, rows, by_work}));
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int64_t r = 0; r < rows; ++r) block(r, r + 1, nullptr);
+        for_each_row(rows, cols, max_threads, [&](int64_t r) { block(r, r + 1, nullptr); });
         return;
     }
+    const int64_t by_work = std::max<int64_t>(1, rows * cols / kMinElementsPerThread);
     const int64_t blocks = std::clamp<int64_t>((rows + kMinBlockRows - 1) / kMinBlockRows, 1, kMaxRowBlocks);
     const int64_t block_rows = (rows + blocks - 1) / blocks;
     // [blocks, cols] double partial sums, then [cols] totals: per calling thread, reused (a fresh
@@ -713,6 +720,14 @@ SavedBlockFn pick_saved_block(Isa isa, bool acc) {
 
 }  // namespace
 
+void bias_gelu_launch(const float* x, const float* bias, float* y, int64_t rows, int64_t cols,
+                      int64_t x_row_stride, int64_t y_row_stride, int approximate, Isa isa,
+                      int max_threads) {
+    const RowFn row = pick_row(isa, approximate);
+    for_each_row(rows, cols, max_threads,
+                 [&](int64_t r) { row(x + r * x_row_stride, bias, y + r * y_row_stride, cols); });
+}
+
 void bias_gelu_backward_launch(const float* dy, const float* x, const float* bias, float* dx,
                                float* dbias, int64_t rows, int64_t cols, int64_t dy_row_stride,
                                int64_t x_row_stride, int64_t dx_row_stride, int approximate,
@@ -728,9 +743,8 @@ void bias_gelu_train_launch(const float* x, const float* bias, float* y, float* 
                             int64_t cols, int64_t x_row_stride, int64_t y_row_stride,
                             int64_t d_row_stride, int approximate, Isa isa, int max_threads) {
     const TrainRowFn row = pick_train_row(isa, approximate);
-    rows_with_column_sums(rows, cols, nullptr, max_threads, [&](int64_t r0, int64_t r1, double*) {
-        for (int64_t r = r0; r < r1; ++r)
-            row(x + r * x_row_stride, bias, y + r * y_row_stride, d + r * d_row_stride, cols);
+    for_each_row(rows, cols, max_threads, [&](int64_t r) {
+        row(x + r * x_row_stride, bias, y + r * y_row_stride, d + r * d_row_stride, cols);
     });
 }
 

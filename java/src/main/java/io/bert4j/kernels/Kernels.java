@@ -106,18 +106,11 @@ public final class Kernels {
      */
     public static BiasGeluGrads biasGeluBackwardSaved(Tensor dy, Tensor dgelu, boolean withBiasGrad) {
         final String op = "biasGeluBackwardSaved";
-        requireFloatCpuContiguous(op, "dgelu", dgelu, "[..., cols]");
-        if (dgelu.dim() < 1) {
-            throw new Bert4jException(op + ": dgelu must have at least 1 dimension");
-        }
+        long[] rc = rowsCols(op, "dgelu", dgelu);
+        long rows = rc[0], cols = rc[1];
         requireFloatCpuContiguous(op, "dy", dy, shape(dgelu));
         if (!shape(dy).equals(shape(dgelu))) {
             throw new Bert4jException(op + ": dy must have the shape of dgelu " + shape(dgelu) + ", got " + shape(dy));
-        }
-        long cols = dgelu.size(dgelu.dim() - 1);
-        long rows = 1;
-        for (int d = 0; d < dgelu.dim() - 1; d++) {
-            rows *= dgelu.size(d);
         }
         Tensor dx = torch.empty_like(dgelu);
         Tensor dbias = withBiasGrad
@@ -538,22 +531,28 @@ public final class Kernels {
     }
 
     private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
-        requireFloatCpuContiguous(op, xName, x, "[..., cols]");
-        if (x.dim() < 1) {
-            throw new Bert4jException(op + ": " + xName
-                    + " must have shape [..., cols] (at least 1 dimension), got a scalar");
-        }
-        long cols = x.size(x.dim() - 1);
+        long[] rc = rowsCols(op, xName, x);
+        long cols = rc[1];
         requireFloatCpuContiguous(op, "bias", bias, "[" + cols + "]");
         if (bias.dim() != 1 || bias.size(0) != cols) {
             throw new Bert4jException(op + ": bias must have shape [" + cols + "] to match "
                     + xName + " " + shape(x) + ", got " + shape(bias));
         }
-        long rows = 1;
-        for (int d = 0; d < x.dim() - 1; d++) {
-            rows *= x.size(d);
+        return rc;
+    }
+
+    /** Validates t as float32, CPU, contiguous [..., cols]; returns {rows (all leading dims), cols}. */
+    private static long[] rowsCols(String op, String name, Tensor t) {
+        requireFloatCpuContiguous(op, name, t, "[..., cols]");
+        if (t.dim() < 1) {
+            throw new Bert4jException(op + ": " + name
+                    + " must have shape [..., cols] (at least 1 dimension), got a scalar");
         }
-        return new long[] {rows, cols};
+        long rows = 1;
+        for (int d = 0; d < t.dim() - 1; d++) {
+            rows *= t.size(d);
+        }
+        return new long[] {rows, t.size(t.dim() - 1)};
     }
 
     private static int approximate(boolean tanh) {
