@@ -10,10 +10,11 @@
 //  - scalar path: evaluates gelu(h) in double (std::erfc / std::exp) and rounds once, so
 //    it is within 1 ulp of the exact value everywhere (also in the far negative tail).
 //  - AVX2 and AVX-512 paths, exact GELU: one exp per element, shared by forward and backward
-//    (phi_exact8/16): g = exp(-h^2/2) with h^2 split by an FMA, erfc(|h|/sqrt 2)/2 = g t P(t)
-//    with t = 1/(1 + |h|/(2 sqrt 2)) and P a degree-8 fit of erfcx (see kErfcxHalf); going
-//    through erfc instead of 1 + erf avoids the cancellation that costs 1 + erf() its
-//    relative accuracy for h < 0. Measured max relative error 4.3e-7 (AVX2), 5.1e-7 (AVX-512).
+//    (erfc_half8/16): g = exp(-h^2/2) with h^2 entering the reduced argument exactly through an
+//    FMA, erfc(|h|/sqrt 2)/2 = g t P(t) with t = 1/(1 + |h|/(2.33 sqrt 2)) and P a degree-7 fit
+//    of erfcx (see kErfcxHalf); going through erfc instead of 1 + erf avoids the cancellation
+//    that costs 1 + erf() its relative accuracy for h < 0. ~36 vector instructions per 16
+//    elements (forward, AVX-512). Measured max relative error 4.9e-7 (AVX2), 5.7e-7 (AVX-512).
 //  - AVX2 / AVX-512 paths, tanh GELU: h * sigmoid(2u), u = sqrt(2/pi) (h + 0.044715 h^3), the same
 //    cancellation-free form. Its relative error grows like |2u| * 2^-24 in the negative
 //    tail (the fp32 rounding of u is amplified by exp), ~1e-6 at h = -4, while the
@@ -135,52 +136,73 @@ void block_scalar_backward_saved(const float* dy, int64_t lddy, const float* d, 
 // exp(a), a clamped to [-87.3, 88] (Cody-Waite + Cephes polynomial): shared with attention.
 using bert4j::cpu::avx2::exp8;
 
-// Shared by the exact forward and backward (one exp, no second exp for erfc):
-//   g   = exp(-h^2/2)                      (flushed to 0 for |h| > 13)
-//   cdf = Phi(h) = erfc(|h|/sqrt 2)/2 for h < 0, 1 - that for h >= 0
-// with erfc(z) = exp(-z^2) * t * P(t), t = 1/(1 + z/2): P is a degree-8 polynomial fitted
-// (Lawson-weighted least squares, relative error) to erfcx(z)/t on 0 <= z <= 9.25, i.e.
-// t in [0.178, 1]; fit error 4e-8, fp32 evaluation ~3e-7 relative (coefficients below are
-// halved, so t * P(t) * g is erfc(z)/2 directly). erfcx = exp(z^2) erfc(z) is smooth and
-// bounded, so no cancellation anywhere and the tail keeps relative accuracy.
-// h^2 = s + s_lo exactly (FMA), and s_lo enters the exp's reduced argument, so exp(-h^2/2)
-// is accurate to ~1-2 ulp even at h^2 ~ 170.
+// The exact GELU's vector paths (forward, training forward and backward share one evaluation):
+//   g  = exp(-h^2/2)                          0 where |h| > 13 (and for NaN)
+//   e  = erfc(|h|/sqrt 2)/2 = Phi(-|h|)       = g t P(t), t = 1/(1 + |h| kT)
+//   ac = min(|h|, 13)
+// exp(-h^2/2): n = round(-h^2/2 log2 e) by the 1.5 * 2^23 shift, then the reduced argument
+// r = fma(h, -h/2, -n ln2_hi) - n ln2_lo: the product h (-h/2) enters the FMA exactly (-h/2
+// is exact) and n ln2_hi is exact (a 9-bit constant times |n| <= 122), so r carries no error
+// from rounding h^2, even at h^2 ~ 170 where that rounding alone would cost ~5e-6; exp(r) by a
+// degree-6 polynomial (minimax-weighted fit, relative 1.9e-9 on |r| <= ln2/2), times 2^n.
+// erfcx(z) = exp(z^2) erfc(z) is smooth and bounded, so e keeps relative accuracy in the tail
+// (no 1 + erf cancellation): P is a degree-7 fit (Lawson-weighted least squares, relative
+// error; coefficients halved, so t P(t) g is erfc/2 directly) to erfcx(z)/(2t) on
+// 0 <= z <= 9.25 with t = 1/(1 + z/2.33), constrained to P(1) = 1/2 and rounded so that the
+// fp32 Horner sum at t = 1 is exactly 0.5 (gelu(0) = 0, gelu'(0) = 0.5 exactly); fit error
+// 1.1e-7 with the fp32 coefficients.
+// Then gelu(h) = h Phi(h) = relu(h) - ac e for either sign (h >= 0: h - h e; h < 0: -|h| e)
+// in one FMA: +inf -> +inf, -inf -> -0, NaN -> NaN.
 #define BERT4J_ERFCX_HALF_COEFFS(X)                                                          \
-    X(-2.938815206e-02f) X(1.415699273e-01f) X(-2.421055883e-01f) X(1.373126358e-01f)        \
-    X(-1.211820450e-02f) X(1.008334532e-01f) X(1.216821223e-01f) X(1.411695331e-01f)         \
-    X(1.410442591e-01f)
+    X(3.671377525e-02f) X(-1.555867940e-01f) X(1.940564811e-01f) X(-4.449259117e-02f)       \
+    X(1.241978705e-01f) X(1.020995900e-01f) X(1.219859496e-01f) X(1.210257113e-01f)
 constexpr float kErfcxHalf[] = {
 #define BERT4J_X(c) c,
     BERT4J_ERFCX_HALF_COEFFS(BERT4J_X)
 #undef BERT4J_X
 };
-constexpr float kTscale = 3.535533845e-01f;  // t = 1 / (1 + |h| / (2 sqrt 2))
+constexpr int kErfcxTerms = sizeof(kErfcxHalf) / sizeof(kErfcxHalf[0]);
+constexpr float kTscale = 3.034793139e-01f;  // t = 1 / (1 + |h| / (2.33 sqrt 2))
+// exp(r) on |r| <= ln2/2, highest degree first.
+constexpr float kExpR[] = {1.383673167e-03f, 8.374905214e-03f, 4.166823253e-02f, 1.666641980e-01f,
+                           4.999999106e-01f, 1.0f, 1.0f};
+constexpr float kShift = 12582912.0f;          // 1.5 * 2^23: adding it rounds to an integer
+constexpr float kHalfLog2e = 0.72134752044448170f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // ln 2 = hi + lo
+constexpr float kHMax = 13.0f;  // |h| > 13: phi and erfc/2 are < 1e-37, flushed to 0
 
-// exp(hi + lo) with the FMA residual lo folded into the reduced argument (vec_avx2.h).
-using bert4j::cpu::avx2::exp8_lo;
-
-BERT4J_AVX2 inline void phi_exact8(__m256 h, __m256& cdf, __m256& g) {
+BERT4J_AVX2 inline void erfc_half8(__m256 h, __m256& e, __m256& g, __m256& ac) {
     const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), h);  // |h|
-    const __m256 s = _mm256_mul_ps(a, a);
-    const __m256 s_lo = _mm256_fmsub_ps(a, a, s);
-    const __m256 mhalf = _mm256_set1_ps(-0.5f);
-    g = exp8_lo(_mm256_mul_ps(mhalf, s), _mm256_mul_ps(mhalf, s_lo));
-    // |h| > 13: phi and erfc/2 are < 1e-37; flush them rather than trust the clamped exp.
-    g = _mm256_andnot_ps(_mm256_cmp_ps(a, _mm256_set1_ps(13.0f), _CMP_GT_OQ), g);
+    ac = _mm256_min_ps(a, _mm256_set1_ps(kHMax));                    // NaN -> 13
+    const __m256 c = _mm256_mul_ps(h, _mm256_set1_ps(-0.5f));
+    const __m256 shift = _mm256_set1_ps(kShift);
+    const __m256 k = _mm256_fmadd_ps(h, _mm256_mul_ps(h, _mm256_set1_ps(-kHalfLog2e)), shift);
+    const __m256 n = _mm256_sub_ps(k, shift);
+    __m256 r = _mm256_fmadd_ps(h, c, _mm256_mul_ps(n, _mm256_set1_ps(-kLn2Hi)));
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+    __m256 p = _mm256_set1_ps(kExpR[0]);
+    for (int i = 1; i < 7; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpR[i]));
+    // 2^n: k's low mantissa bits hold n (two's complement); shifted into the exponent field the
+    // shift constant's own bits drop out. Exact for the kept lanes (n >= -122, p in [0.7, 1.5]).
+    p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p),
+                                             _mm256_slli_epi32(_mm256_castps_si256(k), 23)));
+    g = _mm256_and_ps(_mm256_cmp_ps(a, _mm256_set1_ps(kHMax), _CMP_LE_OQ), p);
     const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(a, _mm256_set1_ps(kTscale), one));
-    __m256 p = _mm256_set1_ps(kErfcxHalf[0]);
-    for (int i = 1; i < 9; ++i) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(kErfcxHalf[i]));
-    const __m256 half_c = _mm256_mul_ps(_mm256_mul_ps(t, p), g);  // erfc(|h|/sqrt 2) / 2
-    const __m256 neg = _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_LT_OQ);
-    cdf = _mm256_blendv_ps(_mm256_sub_ps(one, half_c), half_c, neg);
+    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(ac, _mm256_set1_ps(kTscale), one));
+    __m256 q = _mm256_set1_ps(kErfcxHalf[0]);
+    for (int i = 1; i < kErfcxTerms; ++i) q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(kErfcxHalf[i]));
+    e = _mm256_mul_ps(_mm256_mul_ps(t, q), g);
 }
 
-// gelu(h) = h * Phi(h).
+// gelu(h) = h Phi(h) = relu(h) - ac e. max(-0, h) is h for h >= 0 or NaN, -0 below.
+BERT4J_AVX2 inline __m256 gelu_from_erfc8(__m256 h, __m256 e, __m256 ac) {
+    return _mm256_fnmadd_ps(ac, e, _mm256_max_ps(_mm256_set1_ps(-0.0f), h));
+}
+
 BERT4J_AVX2 inline __m256 gelu_exact8(__m256 h) {
-    __m256 cdf, g;
-    phi_exact8(h, cdf, g);
-    return _mm256_mul_ps(h, cdf);
+    __m256 e, g, ac;
+    erfc_half8(h, e, g, ac);
+    return gelu_from_erfc8(h, e, ac);
 }
 
 // 0.5 h (1 + tanh u) = h / (1 + exp(-2u)), u = sqrt(2/pi) h (1 + 0.044715 h^2).
@@ -212,15 +234,18 @@ BERT4J_AVX2 void row_avx2(const float* x, const float* b, float* y, int64_t n) {
 
 
 // gelu'(h) = Phi(h) + h phi(h), phi(h) = exp(-h^2/2) / sqrt(2 pi): the same evaluation as
-// the forward (phi_exact8), whose one exp serves both terms.
-BERT4J_AVX2 inline __m256 grad_from_phi8(__m256 h, __m256 cdf, __m256 g) {
+// the forward (erfc_half8), whose one exp serves both terms. Phi(h) = e for h < 0, 1 - e else.
+// At h = +-inf this is NaN (inf * 0), as libtorch's gelu_backward.
+BERT4J_AVX2 inline __m256 grad_from_erfc8(__m256 h, __m256 e, __m256 g) {
+    const __m256 neg = _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_LT_OQ);
+    const __m256 cdf = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e), e, neg);
     return _mm256_fmadd_ps(_mm256_mul_ps(h, g), _mm256_set1_ps(0.39894228040143267794f), cdf);
 }
 
 BERT4J_AVX2 inline __m256 gelu_grad_exact8(__m256 h) {
-    __m256 cdf, g;
-    phi_exact8(h, cdf, g);
-    return grad_from_phi8(h, cdf, g);
+    __m256 e, g, ac;
+    erfc_half8(h, e, g, ac);
+    return grad_from_erfc8(h, e, g);
 }
 
 // gelu'(h) = s + 2 h s (1 - s) u', s = sigmoid(2u), s (1 - s) = a / (1 + a)^2, a = exp(-2|u|).
@@ -237,9 +262,11 @@ BERT4J_AVX2 inline __m256 gelu_grad_tanh8(__m256 h) {
     const __m256 neg = _mm256_cmp_ps(two_u, _mm256_setzero_ps(), _CMP_LT_OQ);
     const __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(a, r), neg);
     const __m256 sig_d = _mm256_mul_ps(_mm256_mul_ps(a, r), r);              // s (1 - s)
-    // 2 u' = 2 sqrt(2/pi) (1 + 3c h^2)
+    // 2 u' = 2 sqrt(2/pi) (1 + 3c h^2); h^2 capped at 1e30 (it is < 100 wherever s (1 - s) is not
+    // 0) so that h s (1 - s) 2u' is 0, not 0 * inf = NaN, once h^2 overflows (|h| > 1.8e19).
     const __m256 two_du = _mm256_mul_ps(_mm256_set1_ps(1.5957691216057308f),
-                                        _mm256_fmadd_ps(_mm256_set1_ps(3.0f * 0.044715f), h2, one));
+                                        _mm256_fmadd_ps(_mm256_set1_ps(3.0f * 0.044715f),
+                                                        _mm256_min_ps(h2, _mm256_set1_ps(1e30f)), one));
     return _mm256_fmadd_ps(_mm256_mul_ps(h, sig_d), two_du, sig);
 }
 
@@ -284,10 +311,10 @@ BERT4J_AVX2 inline void train8(__m256 h, __m256& y, __m256& d) {
         y = gelu_tanh8(h);
         d = gelu_grad_tanh8(h);
     } else {
-        __m256 cdf, g;
-        phi_exact8(h, cdf, g);
-        y = _mm256_mul_ps(h, cdf);
-        d = grad_from_phi8(h, cdf, g);
+        __m256 e, g, ac;
+        erfc_half8(h, e, g, ac);
+        y = gelu_from_erfc8(h, e, ac);
+        d = grad_from_erfc8(h, e, g);
     }
 }
 
@@ -365,16 +392,13 @@ BERT4J_AVX2 void block_avx2_backward_saved(const float* dy, int64_t lddy, const 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-// exp(hi + lo), |lo| tiny (0 when unused), for hi in [-87.3, 88]: the callers clamp hi or mask
-// the lanes outside (Clamp = false saves the clamp where they mask).
-template <bool Clamp = true>
-BERT4J_AVX512 inline __m512 exp16(__m512 hi, __m512 lo) {
-    if (Clamp) hi = _mm512_min_ps(_mm512_max_ps(hi, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(hi, _mm512_set1_ps(1.44269504088896341f)),
+// exp(a), a clamped to [-87.3, 88] (Cody-Waite by ln 2, the Cephes expf polynomial, scalef).
+BERT4J_AVX512 inline __m512 exp16(__m512 a) {
+    a = _mm512_min_ps(_mm512_max_ps(a, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), hi);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), a);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    r = _mm512_add_ps(r, lo);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
@@ -391,38 +415,47 @@ BERT4J_AVX512 inline __m512 recip16(__m512 d) {
     return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
 }
 
-BERT4J_AVX512 inline void phi_exact16(__m512 h, __m512& cdf, __m512& g) {
+// erfc_half8 in 16 lanes: the same constants and reduction, 2^n by a zero-masked scalef, the
+// reciprocal from rcp14 and a Newton step.
+BERT4J_AVX512 inline void erfc_half16(__m512 h, __m512& e, __m512& g, __m512& ac) {
     const __m512 a = _mm512_abs_ps(h);
-    const __m512 s = _mm512_mul_ps(a, a);
-    const __m512 s_lo = _mm512_fmsub_ps(a, a, s);
-    const __m512 mhalf = _mm512_set1_ps(-0.5f);
-    // -h^2/2 >= -84.5 on the lanes kept (|h| <= 13); the others (and NaN) are zeroed here, so
-    // the exp needs no clamp.
-    g = exp16<false>(_mm512_mul_ps(mhalf, s), _mm512_mul_ps(mhalf, s_lo));
-    g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(13.0f), _CMP_LE_OQ), g);
+    ac = _mm512_min_ps(a, _mm512_set1_ps(kHMax));  // NaN -> 13
+    const __m512 c = _mm512_mul_ps(h, _mm512_set1_ps(-0.5f));
+    const __m512 shift = _mm512_set1_ps(kShift);
+    const __m512 n = _mm512_sub_ps(
+        _mm512_fmadd_ps(h, _mm512_mul_ps(h, _mm512_set1_ps(-kHalfLog2e)), shift), shift);
+    __m512 r = _mm512_fmadd_ps(h, c, _mm512_mul_ps(n, _mm512_set1_ps(-kLn2Hi)));
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+    __m512 p = _mm512_set1_ps(kExpR[0]);
+    for (int i = 1; i < 7; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpR[i]));
+    g = _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(kHMax), _CMP_LE_OQ), p, n);
     const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 t = recip16(_mm512_fmadd_ps(a, _mm512_set1_ps(kTscale), one));
-    __m512 p = _mm512_set1_ps(kErfcxHalf[0]);
-    for (int i = 1; i < 9; ++i) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kErfcxHalf[i]));
-    const __m512 half_c = _mm512_mul_ps(_mm512_mul_ps(t, p), g);
-    const __mmask16 neg = _mm512_cmp_ps_mask(h, _mm512_setzero_ps(), _CMP_LT_OQ);
-    cdf = _mm512_mask_mov_ps(_mm512_sub_ps(one, half_c), neg, half_c);
+    const __m512 t = recip16(_mm512_fmadd_ps(ac, _mm512_set1_ps(kTscale), one));
+    __m512 q = _mm512_set1_ps(kErfcxHalf[0]);
+    for (int i = 1; i < kErfcxTerms; ++i) q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(kErfcxHalf[i]));
+    e = _mm512_mul_ps(_mm512_mul_ps(t, q), g);
+}
+
+BERT4J_AVX512 inline __m512 gelu_from_erfc16(__m512 h, __m512 e, __m512 ac) {
+    return _mm512_fnmadd_ps(ac, e, _mm512_max_ps(_mm512_set1_ps(-0.0f), h));
 }
 
 BERT4J_AVX512 inline __m512 gelu_exact16(__m512 h) {
-    __m512 cdf, g;
-    phi_exact16(h, cdf, g);
-    return _mm512_mul_ps(h, cdf);
+    __m512 e, g, ac;
+    erfc_half16(h, e, g, ac);
+    return gelu_from_erfc16(h, e, ac);
 }
 
-BERT4J_AVX512 inline __m512 grad_from_phi16(__m512 h, __m512 cdf, __m512 g) {
+BERT4J_AVX512 inline __m512 grad_from_erfc16(__m512 h, __m512 e, __m512 g) {
+    const __mmask16 neg = _mm512_cmp_ps_mask(h, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 cdf = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e), neg, e);
     return _mm512_fmadd_ps(_mm512_mul_ps(h, g), _mm512_set1_ps(0.39894228040143267794f), cdf);
 }
 
 BERT4J_AVX512 inline __m512 gelu_grad_exact16(__m512 h) {
-    __m512 cdf, g;
-    phi_exact16(h, cdf, g);
-    return grad_from_phi16(h, cdf, g);
+    __m512 e, g, ac;
+    erfc_half16(h, e, g, ac);
+    return grad_from_erfc16(h, e, g);
 }
 
 BERT4J_AVX512 inline __m512 gelu_tanh16(__m512 h) {
@@ -430,7 +463,7 @@ BERT4J_AVX512 inline __m512 gelu_tanh16(__m512 h) {
     const __m512 inner = _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), h2, _mm512_set1_ps(1.0f));
     const __m512 m2u = _mm512_mul_ps(_mm512_mul_ps(h, _mm512_set1_ps(-1.5957691216057308f)), inner);
     const __m512 y = _mm512_mul_ps(h, recip16(_mm512_add_ps(_mm512_set1_ps(1.0f),
-                                                            exp16(m2u, _mm512_setzero_ps()))));
+                                                            exp16(m2u))));
     // -2u > 87 (h < -10): |y| < 1e-37 but the exp is clamped there; return -0 instead.
     const __mmask16 tail = _mm512_cmp_ps_mask(m2u, _mm512_set1_ps(87.0f), _CMP_GT_OQ);
     return _mm512_mask_mov_ps(y, tail, _mm512_castsi512_ps(_mm512_and_si512(
@@ -443,7 +476,7 @@ BERT4J_AVX512 inline __m512 gelu_grad_tanh16(__m512 h) {
     const __m512 inner = _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), h2, one);
     const __m512 two_u = _mm512_mul_ps(_mm512_mul_ps(h, _mm512_set1_ps(1.5957691216057308f)), inner);
     const __m512 abs2u = _mm512_abs_ps(two_u);
-    __m512 a = exp16(_mm512_sub_ps(_mm512_setzero_ps(), abs2u), _mm512_setzero_ps());
+    __m512 a = exp16(_mm512_sub_ps(_mm512_setzero_ps(), abs2u));
     a = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(abs2u, _mm512_set1_ps(87.0f), _CMP_LE_OQ), a);
     const __m512 r = recip16(_mm512_add_ps(one, a));
     const __mmask16 neg = _mm512_cmp_ps_mask(two_u, _mm512_setzero_ps(), _CMP_LT_OQ);
@@ -451,7 +484,8 @@ BERT4J_AVX512 inline __m512 gelu_grad_tanh16(__m512 h) {
     const __m512 sig = _mm512_mask_mov_ps(r, neg, ar);
     const __m512 sig_d = _mm512_mul_ps(ar, r);
     const __m512 two_du = _mm512_mul_ps(_mm512_set1_ps(1.5957691216057308f),
-                                        _mm512_fmadd_ps(_mm512_set1_ps(3.0f * 0.044715f), h2, one));
+                                        _mm512_fmadd_ps(_mm512_set1_ps(3.0f * 0.044715f),
+                                                        _mm512_min_ps(h2, _mm512_set1_ps(1e30f)), one));  // as AVX2
     return _mm512_fmadd_ps(_mm512_mul_ps(h, sig_d), two_du, sig);
 }
 
@@ -526,10 +560,10 @@ BERT4J_AVX512 void row_avx512_train(const float* x, const float* b, float* y, fl
             vy = gelu_tanh16(h);
             vd = gelu_grad_tanh16(h);
         } else {
-            __m512 cdf, g;
-            phi_exact16(h, cdf, g);
-            vy = _mm512_mul_ps(h, cdf);
-            vd = grad_from_phi16(h, cdf, g);
+            __m512 e, g, ac;
+            erfc_half16(h, e, g, ac);
+            vy = gelu_from_erfc16(h, e, ac);
+            vd = grad_from_erfc16(h, e, g);
         }
         _mm512_mask_storeu_ps(y + j, m, vy);
         _mm512_mask_storeu_ps(d + j, m, vd);

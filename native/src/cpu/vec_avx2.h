@@ -9,16 +9,14 @@
 
 namespace bert4j::cpu::avx2 {
 
-// exp(hi + lo), hi clamped to [-87.3, 88], lo a small correction (|lo| << ulp-scale of hi, e.g.
-// the FMA residual of a product) added after the Cody-Waite reduction by ln 2; Cephes expf
-// polynomial, ~1-2 ulp in the normal range.
-BERT4J_AVX2_FN inline __m256 exp8_lo(__m256 hi, __m256 lo) {
-    hi = _mm256_min_ps(_mm256_max_ps(hi, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(hi, _mm256_set1_ps(1.44269504088896341f)),
+// exp(a), a clamped to [-87.3, 88]: Cody-Waite reduction by ln 2, Cephes expf polynomial,
+// ~1-2 ulp in the normal range.
+BERT4J_AVX2_FN inline __m256 exp8(__m256 a) {
+    a = _mm256_min_ps(_mm256_max_ps(a, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(a, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), hi);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), a);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    r = _mm256_add_ps(r, lo);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
@@ -30,9 +28,6 @@ BERT4J_AVX2_FN inline __m256 exp8_lo(__m256 hi, __m256 lo) {
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
-
-// exp(a), a clamped to [-87.3, 88].
-BERT4J_AVX2_FN inline __m256 exp8(__m256 a) { return exp8_lo(a, _mm256_setzero_ps()); }
 
 // exp(a) for softmax arguments a <= 0: like exp8, but a < -87.3 (including -inf, i.e. a
 // masked score) gives exactly 0 instead of the clamped ~1e-38, so masked keys contribute
