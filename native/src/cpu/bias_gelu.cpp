@@ -219,6 +219,14 @@ BERT4J_AVX2 inline __m256 gelu_tanh8(__m256 h) {
 template <bool Tanh>
 BERT4J_AVX2 void row_avx2(const float* x, const float* b, float* y, int64_t n) {
     int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {  // two vectors per step, as row_avx512
+        const __m256 h0 = _mm256_add_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j));
+        const __m256 h1 = _mm256_add_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(b + j + 8));
+        const __m256 y0 = Tanh ? gelu_tanh8(h0) : gelu_exact8(h0);
+        const __m256 y1 = Tanh ? gelu_tanh8(h1) : gelu_exact8(h1);
+        _mm256_storeu_ps(y + j, y0);
+        _mm256_storeu_ps(y + j + 8, y1);
+    }
     for (; j + 8 <= n; j += 8) {
         const __m256 h = _mm256_add_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(b + j));
         _mm256_storeu_ps(y + j, Tanh ? gelu_tanh8(h) : gelu_exact8(h));
@@ -489,9 +497,20 @@ BERT4J_AVX512 inline __m512 gelu_grad_tanh16(__m512 h) {
     return _mm512_fmadd_ps(_mm512_mul_ps(h, sig_d), two_du, sig);
 }
 
+// Two full vectors per step (their dependency chains interleave: ~10% faster than one on the
+// Emerald Rapids host), then masked vectors of 16 for the tail.
 template <bool Tanh>
 BERT4J_AVX512 void row_avx512(const float* x, const float* b, float* y, int64_t n) {
-    for (int64_t j = 0; j < n; j += 16) {
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        const __m512 h0 = _mm512_add_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(b + j));
+        const __m512 h1 = _mm512_add_ps(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(b + j + 16));
+        const __m512 y0 = Tanh ? gelu_tanh16(h0) : gelu_exact16(h0);
+        const __m512 y1 = Tanh ? gelu_tanh16(h1) : gelu_exact16(h1);
+        _mm512_storeu_ps(y + j, y0);
+        _mm512_storeu_ps(y + j + 16, y1);
+    }
+    for (; j < n; j += 16) {
         const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
                                         : static_cast<__mmask16>((1u << (n - j)) - 1u);
         const __m512 h = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j));
@@ -550,21 +569,39 @@ BERT4J_AVX512 void row_avx512_backward(const float* dy, const float* x, const fl
 
 // Training forward: y and d = gelu'(h), bitwise row_avx512's y and the backward's derivative.
 template <bool Tanh>
+BERT4J_AVX512 inline void train16(__m512 h, __m512& y, __m512& d) {
+    if (Tanh) {
+        y = gelu_tanh16(h);
+        d = gelu_grad_tanh16(h);
+    } else {
+        __m512 e, g, ac;
+        erfc_half16(h, e, g, ac);
+        y = gelu_from_erfc16(h, e, ac);
+        d = grad_from_erfc16(h, e, g);
+    }
+}
+
+// As row_avx512: two full vectors per step, then masked ones. Every value of x is loaded
+// before the step stores (y or d may be x).
+template <bool Tanh>
 BERT4J_AVX512 void row_avx512_train(const float* x, const float* b, float* y, float* d, int64_t n) {
-    for (int64_t j = 0; j < n; j += 16) {
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 y0, d0, y1, d1;
+        const __m512 h0 = _mm512_add_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(b + j));
+        const __m512 h1 = _mm512_add_ps(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(b + j + 16));
+        train16<Tanh>(h0, y0, d0);
+        train16<Tanh>(h1, y1, d1);
+        _mm512_storeu_ps(y + j, y0);
+        _mm512_storeu_ps(y + j + 16, y1);
+        _mm512_storeu_ps(d + j, d0);
+        _mm512_storeu_ps(d + j + 16, d1);
+    }
+    for (; j < n; j += 16) {
         const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
                                         : static_cast<__mmask16>((1u << (n - j)) - 1u);
-        const __m512 h = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j));
         __m512 vy, vd;
-        if (Tanh) {
-            vy = gelu_tanh16(h);
-            vd = gelu_grad_tanh16(h);
-        } else {
-            __m512 e, g, ac;
-            erfc_half16(h, e, g, ac);
-            vy = gelu_from_erfc16(h, e, ac);
-            vd = grad_from_erfc16(h, e, g);
-        }
+        train16<Tanh>(_mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j)), vy, vd);
         _mm512_mask_storeu_ps(y + j, m, vy);
         _mm512_mask_storeu_ps(d + j, m, vd);
     }
