@@ -26,8 +26,9 @@ import java.util.List;
  *   vi      = xi.view(xi.sizes())           // per input that requires grad: a private alias of xi
  *   carrier = s + v1.sum() + ... + vn.sum()  // 0-dim; s is a private 0-dim leaf (the sentinel)
  *   y.index_add_(0, EMPTY, carrier.view(1, ..).expand(0, y.size(1), ..))   // in place, O(1)
- *   hook on y: g = dL/dy  -> run the fused backward once, keep dL/dxi
- *   hook on vi: (whatever arrives) -> replaced by the kept dL/dxi
+ *   hook on y: g = dL/dy  -> kept
+ *   hook on vi: (whatever arrives) -> replaced by dL/dxi; the first vi hook of a backward pass
+ *               runs the fused backward on the kept g, once for all inputs
  * </pre>
  * Why this is correct:
  * <ul>
@@ -41,8 +42,12 @@ import java.util.List;
  *     libtorch adds it to xi's other contributions as usual. (A hook on xi itself would see
  *     the total of all uses of xi, which is why the private alias exists.)</li>
  * <li>Order: the vi are reachable only through y's node, and the engine runs a node only
- *     after all its inputs are ready, so the y hook (which computes all input gradients in
- *     one fused call) always runs before any vi hook of the same backward pass.</li>
+ *     after all its inputs are ready, so the y hook always runs before any vi hook of the same
+ *     backward pass, and y's node has run (and, without {@code retain_graph}, released its
+ *     saved variables) before the first vi hook computes the gradients. That hook can
+ *     therefore tell the backward whether this is the saved tensors' last use
+ *     ({@code lastUse}): if so, it may write its results over them (bias + GELU writes dx
+ *     over the saved gelu', so the backward allocates no [rows, cols] buffer).</li>
  * <li>Cost: forward adds one reduction over each input ({@code vi.sum()}: a read, no write) and
  *     O(1) bookkeeping; backward adds nothing of size N: {@code IndexAddBackward0} gives the
  *     source an empty slice, {@code SumBackward0} an expanded (stride-0) scalar, and those
@@ -91,10 +96,13 @@ public final class AutogradSplice {
          * @param gradOutput dL/dy, contiguous, shaped like the op's output
          * @param saved the tensors given to {@link #attach} as {@code saved} (detached)
          * @param needsGrad which inputs want a gradient
+         * @param lastUse true when the graph was not retained: the saved tensors are released
+         *     after this call and the backward may overwrite those it owns (never one that
+         *     aliases a caller's tensor)
          * @return one gradient per input, shaped like it; entries whose needsGrad is false
          *     may be null
          */
-        Tensor[] apply(Tensor gradOutput, Tensor[] saved, boolean[] needsGrad);
+        Tensor[] apply(Tensor gradOutput, Tensor[] saved, boolean[] needsGrad, boolean lastUse);
     }
 
     private static final List<Record> LIVE = new ArrayList<>();
@@ -250,7 +258,8 @@ public final class AutogradSplice {
         final boolean[] needs;
         Backward backward;
         Tensor[] saved;           // null once released
-        final Tensor[] grads;     // computed by the output hook, handed out by the input hooks
+        Tensor gradOutput;        // dL/dy, kept by the output hook until the first input hook
+        final Tensor[] grads;     // computed by the first input hook, handed out by each
         Tensor sentinel;
         Tensor index;
         final List<TensorTensorHook> hooks = new ArrayList<>();
@@ -262,20 +271,33 @@ public final class AutogradSplice {
             this.grads = new Tensor[needs.length];
         }
 
-        synchronized void computeGrads(TensorBase gradOutput) {
+        /** The output hook: keeps dL/dy for the input hooks (nothing is computed yet). */
+        synchronized void keepGradOutput(TensorBase grad) {
             if (GradMode.is_enabled()) {
                 throw new Bert4jException(op + ": double backward (create_graph=true) through a fused op "
                         + "is not supported; use KernelMode.TORCH for higher-order gradients");
             }
+            clearGrads();
             if (saved == null) {
                 // Released after a backward without retain_graph: libtorch reports the second
                 // backward itself when IndexAddBackward0 unpacks its freed saved index.
                 return;
             }
-            clearGrads();
             try (PointerScope scope = new PointerScope()) {
-                Tensor g = new Tensor(gradOutput).contiguous();
-                Tensor[] out = backward.apply(g, saved, needs);
+                gradOutput = keep(new Tensor(grad));
+            }
+        }
+
+        /** The first input hook of a backward pass: runs the fused backward on the kept dL/dy. */
+        private void computeGrads() {
+            Tensor g0 = gradOutput;
+            gradOutput = null;
+            // IndexAddBackward0 has run: without retain_graph it released the saved index, so
+            // nothing can backward through this splice again.
+            boolean lastUse = index.use_count() <= 1;
+            try (PointerScope scope = new PointerScope()) {
+                Tensor g = g0.contiguous();
+                Tensor[] out = backward.apply(g, saved, needs, lastUse);
                 if (out == null || out.length != needs.length) {
                     throw new IllegalStateException(op + ": backward returned "
                             + (out == null ? "null" : out.length + " gradients") + " for " + needs.length + " inputs");
@@ -288,10 +310,15 @@ public final class AutogradSplice {
                         grads[i] = keep(out[i]);
                     }
                 }
+            } finally {
+                release(g0);
             }
         }
 
         synchronized Tensor takeGrad(int i) {
+            if (gradOutput != null && saved != null) {
+                computeGrads();
+            }
             Tensor g = grads[i];
             if (g == null) {
                 throw new IllegalStateException(op + ": input " + i + " hook ran without a fused gradient "
@@ -311,6 +338,8 @@ public final class AutogradSplice {
                 release(grads[i]);
                 grads[i] = null;
             }
+            release(gradOutput);
+            gradOutput = null;
         }
 
         private void releaseSaved() {
@@ -347,7 +376,7 @@ public final class AutogradSplice {
         @Override
         public TensorBase call(TensorBase grad) {
             flushPending();
-            record.computeGrads(grad);
+            record.keepGradOutput(grad);
             return grad; // passed on untouched: IndexAddBackward0 only takes an empty slice of it
         }
     }

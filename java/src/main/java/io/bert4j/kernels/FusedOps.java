@@ -68,9 +68,14 @@ public final class FusedOps {
             fwd = Kernels.biasGeluTrain(xd, bd, tanh, overwrite);
         }
         return AutogradSplice.attach("biasGelu", fwd.y(), new Tensor[] {x, bias}, new Tensor[] {fwd.dgelu()},
-                (g, saved, needs) -> {
-                    // dx is needed for dbias anyway (dbias = dx summed over rows).
-                    Kernels.BiasGeluGrads grads = Kernels.biasGeluBackwardSaved(g, saved[0], needs[1]);
+                (g, saved, needs, lastUse) -> {
+                    // dx is needed for dbias anyway (dbias = dx summed over rows). The saved
+                    // derivative is this op's own buffer (new, or x's in the consuming case): on
+                    // its last use dx is written over it instead of a new [rows, cols] buffer.
+                    if (lastUse) {
+                        GRADS_OVER_SAVED.incrementAndGet();
+                    }
+                    Kernels.BiasGeluGrads grads = Kernels.biasGeluBackwardSaved(g, saved[0], needs[1], lastUse);
                     return new Tensor[] {grads.dx(), grads.dbias()};
                 });
     }
@@ -115,7 +120,7 @@ public final class FusedOps {
                 ? new Tensor[] {qd, kd, vd, r.out(), r.lse()}
                 : new Tensor[] {qd, kd, vd, r.out(), r.lse(), mask};
         return AutogradSplice.attach("attention", y, new Tensor[] {q, k, v}, saved,
-                (g, s, needs) -> {
+                (g, s, needs, lastUse) -> {
                     Attention.Grads gr = Attention.backward(s[0], s[1], s[2], s[3], g, s[4], null,
                             s.length > 5 ? s[5] : null, scale, dropoutP, seed, offset);
                     return new Tensor[] {gr.dq(), gr.dk(), gr.dv()};
@@ -148,7 +153,7 @@ public final class FusedOps {
         Tensor y = r.out().detach(); // a fresh [T, NH, D] buffer; the saved out aliases it (values unchanged)
         return AutogradSplice.attach("attentionVarlen", y, new Tensor[] {q, k, v},
                 new Tensor[] {qd, kd, vd, r.out(), r.lse(), cu},
-                (g, s, needs) -> {
+                (g, s, needs, lastUse) -> {
                     Attention.Grads gr = Attention.backwardVarlen(s[0], s[1], s[2], s[3], g, s[4], s[5],
                             maxSeqlen, scale, dropoutP, seed, offset);
                     return new Tensor[] {gr.dq(), gr.dk(), gr.dv()};
@@ -157,6 +162,17 @@ public final class FusedOps {
 
     private static final java.util.concurrent.atomic.AtomicLong INPUTS_REUSED =
             new java.util.concurrent.atomic.AtomicLong();
+    private static final java.util.concurrent.atomic.AtomicLong GRADS_OVER_SAVED =
+            new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * How many bias + GELU backward calls have written dx over their saved derivative (the
+     * graph was not retained) so far, for tests that must prove the backward allocates no
+     * [rows, cols] buffer.
+     */
+    public static long biasGeluGradsOverSaved() {
+        return GRADS_OVER_SAVED.get();
+    }
 
     /**
      * How many {@link #biasGeluConsumingInput} calls under autograd have written the derivative

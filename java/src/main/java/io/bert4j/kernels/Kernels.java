@@ -105,6 +105,16 @@ public final class Kernels {
      * @param dgelu float32, CPU, contiguous, [..., cols]
      */
     public static BiasGeluGrads biasGeluBackwardSaved(Tensor dy, Tensor dgelu, boolean withBiasGrad) {
+        return biasGeluBackwardSaved(dy, dgelu, withBiasGrad, false);
+    }
+
+    /**
+     * {@link #biasGeluBackwardSaved(Tensor, Tensor, boolean)}, optionally writing dx over
+     * dgelu's buffer (returned as dx) for a caller that will not read dgelu again: the
+     * backward then allocates nothing of dgelu's size. dy is never written.
+     */
+    public static BiasGeluGrads biasGeluBackwardSaved(Tensor dy, Tensor dgelu, boolean withBiasGrad,
+                                                      boolean overwriteDgelu) {
         final String op = "biasGeluBackwardSaved";
         long[] rc = rowsCols(op, "dgelu", dgelu);
         long rows = rc[0], cols = rc[1];
@@ -112,7 +122,7 @@ public final class Kernels {
         if (!shape(dy).equals(shape(dgelu))) {
             throw new Bert4jException(op + ": dy must have the shape of dgelu " + shape(dgelu) + ", got " + shape(dy));
         }
-        Tensor dx = torch.empty_like(dgelu);
+        Tensor dx = overwriteDgelu ? dgelu : torch.empty_like(dgelu);
         Tensor dbias = withBiasGrad
                 ? torch.empty(new long[] {cols}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null)
                 : null;

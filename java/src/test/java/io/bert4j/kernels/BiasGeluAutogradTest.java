@@ -179,7 +179,9 @@ class BiasGeluAutogradTest {
                 Tensor x = h.matmul(w.t());
                 long xBuffer = x.data_ptr().address();
                 Tensor y = FusedOps.biasGeluConsumingInput(x, b, tanh);
+                long over = FusedOps.biasGeluGradsOverSaved();
                 y.backward(dy, new BoolOptional(), false, new TensorArrayRefOptional());
+                assertEquals(over + 1, FusedOps.biasGeluGradsOverSaved(), "dx written over gelu' (x's buffer)");
 
                 Tensor hr = leaf(h0), wr = leaf(w0), br = leaf(b0);
                 Tensor yr = FusedOps.biasGelu(hr.matmul(wr.t()), br, tanh);
@@ -220,12 +222,17 @@ class BiasGeluAutogradTest {
             Tensor x0 = torch.randn(5, 8), b0 = torch.randn(8), w = torch.randn(5, 8);
             Tensor x = leaf(x0), b = leaf(b0);
             Tensor loss = FusedOps.biasGelu(x, b, false).mul(w).sum();
+            long over = FusedOps.biasGeluGradsOverSaved();
             loss.backward(new Tensor(), new BoolOptional(true), false, new TensorArrayRefOptional());
             Tensor dx1 = x.grad().clone(), db1 = b.grad().clone();
             assertEquals(1, AutogradSplice.holdingSavedCount(), "retain_graph keeps the saved tensors");
+            assertEquals(over, FusedOps.biasGeluGradsOverSaved(), "a retained graph's saved gelu' must stay intact");
             loss.backward(); // accumulates, and frees the graph
-            assertClose("dx after two backwards", x.grad(), dx1.mul(new org.bytedeco.pytorch.Scalar(2)), 1e-6);
-            assertClose("dbias after two backwards", b.grad(), db1.mul(new org.bytedeco.pytorch.Scalar(2)), 1e-6);
+            // The second backward ran on the same saved gelu' (dx2 == dx1 bit for bit, so the sum
+            // is exactly 2 dx1): the first one did not write its dx over it.
+            assertTrue(torch.equal(x.grad(), dx1.mul(new org.bytedeco.pytorch.Scalar(2))), "dx after two backwards");
+            assertTrue(torch.equal(b.grad(), db1.mul(new org.bytedeco.pytorch.Scalar(2))), "dbias after two backwards");
+            assertEquals(over + 1, FusedOps.biasGeluGradsOverSaved(), "the last backward writes dx over gelu'");
             assertEquals(0, AutogradSplice.holdingSavedCount(), "released after the non-retained backward");
             RuntimeException e = assertThrows(RuntimeException.class, loss::backward);
             assertTrue(e.getMessage().contains("backward through the graph a second time"), e.getMessage());

@@ -95,6 +95,14 @@ class BiasGeluTest {
                 assertTrue(saved.dbias().sub(recomputed.dbias()).abs().max().item_double() <= 4e-7 * colAbs + 1e-30,
                         "dbias " + what);
                 assertEquals(null, Kernels.biasGeluBackwardSaved(dy, t.dgelu(), false).dbias());
+                // dx written over dgelu: the same values, in dgelu's buffer; dy untouched.
+                Tensor dyBefore = dy.clone();
+                long dBuffer = t.dgelu().data_ptr().address();
+                Kernels.BiasGeluGrads over = Kernels.biasGeluBackwardSaved(dy, t.dgelu(), true, true);
+                assertEquals(dBuffer, over.dx().data_ptr().address(), "dx must be dgelu's buffer " + what);
+                assertTrue(torch.equal(over.dx(), saved.dx()) && torch.equal(over.dbias(), saved.dbias()),
+                        "dx over dgelu must be bitwise the allocating call's " + what);
+                assertTrue(torch.equal(dy, dyBefore), "dy must not be written " + what);
             }
         }
         // Empty rows: dbias is the sum over no rows.

@@ -142,7 +142,11 @@ class FusedTrainingEquivalenceTest {
             double lf = f[1].item_double(), lp = p[1].item_double();
             assertTrue(Math.abs(lf - lp) <= 1e-5 * Math.abs(lp), "loss " + lf + " vs " + lp);
 
+            long over = FusedOps.biasGeluGradsOverSaved();
             f[1].backward();
+            // Not retained: every layer's bias + GELU backward writes dx over its saved gelu'.
+            assertEquals(fused.config().numHiddenLayers(), FusedOps.biasGeluGradsOverSaved() - over,
+                    "bias + GELU backwards writing dx over the saved derivative");
             p[1].backward();
             Map<String, Tensor> fp = fused.model().parameters(), pp = plain.model().parameters();
             double worstNorm = 0;
