@@ -21,17 +21,31 @@ import java.util.Locale;
  * chooses another default; {@code -Dbert4j.omp.waitPolicy=} (empty) leaves libgomp's own.
  *
  * <p><b>OpenBLAS thread timeout.</b> See {@link #openBlasThreadTimeout()}.
+ *
+ * <p><b>JavaCPP's physical-memory limit.</b> See {@link #javacppMaxPhysicalBytes()}.
  */
 public final class NativeSetup {
     private static final String PROPERTY = "bert4j.omp.waitPolicy";
     private static final String BLAS_PROPERTY = "bert4j.openblas.threadTimeout";
     private static final String BLAS_DEFAULT = "4";
+    private static final String JAVACPP_PHYSICAL = "org.bytedeco.javacpp.maxPhysicalBytes";
     private static final String STATE;
     private static final String BLAS_STATE;
+    private static final String PHYSICAL_STATE;
 
     static {
+        // First: JavaCPP reads it once, when its Pointer class initialises.
+        boolean userSet = System.getProperty(JAVACPP_PHYSICAL) != null
+                || System.getProperty(JAVACPP_PHYSICAL.toLowerCase(Locale.ROOT)) != null;
+        if (!userSet) {
+            System.setProperty(JAVACPP_PHYSICAL, "0");
+        }
         STATE = applyWaitPolicy();
         BLAS_STATE = applyBlasTimeout();
+        long limit = org.bytedeco.javacpp.Pointer.maxPhysicalBytes();
+        PHYSICAL_STATE = userSet ? limit + " (-D" + JAVACPP_PHYSICAL + ")"
+                : limit == 0 ? "0, off (set by bert4j)"
+                : limit + " (JavaCPP was initialised before bert4j could turn the check off)";
     }
 
     private NativeSetup() {}
@@ -61,6 +75,23 @@ public final class NativeSetup {
      */
     public static String openBlasThreadTimeout() {
         return BLAS_STATE;
+    }
+
+    /**
+     * JavaCPP's {@code maxPhysicalBytes} in effect. By default JavaCPP caps the process's
+     * resident memory at 4x the Java heap's maximum and, past it, forces garbage collections and
+     * then throws {@code OutOfMemoryError: Physical memory usage is too high} — but a model's
+     * weights and activations live in libtorch's native memory, outside the heap: with
+     * {@code -Xmx48m} the default model's embed command died that way at 220 MB resident. It
+     * also reads /proc/self/statm (a system call) at every native object JavaCPP allocates,
+     * ~20 per fused op under autograd: turning the check off took a MiniLM-width bias + GELU
+     * forward + backward at 128 rows from 534-602 to 442-475 us (benchmarks/RESULTS.md). bert4j
+     * frees its native objects deterministically (PointerScope), so it sets the limit to 0
+     * (off) unless {@code -Dorg.bytedeco.javacpp.maxPhysicalBytes} is given (yours wins); like
+     * the settings above it only takes effect if bert4j initialises JavaCPP first.
+     */
+    public static String javacppMaxPhysicalBytes() {
+        return PHYSICAL_STATE;
     }
 
     private static String applyBlasTimeout() {

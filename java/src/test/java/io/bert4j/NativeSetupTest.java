@@ -25,18 +25,21 @@ class NativeSetupTest {
             org.bytedeco.pytorch.global.torch.set_num_threads(1);        // libtorch (and libgomp) loaded
             System.out.println("policy: " + NativeSetup.ompWaitPolicy());
             System.out.println("openblas: " + NativeSetup.openBlasThreadTimeout());
+            System.out.println("javacpp: " + NativeSetup.javacppMaxPhysicalBytes()
+                    + " [Pointer.maxPhysicalBytes() = " + org.bytedeco.javacpp.Pointer.maxPhysicalBytes() + "]");
         }
     }
 
     record Child(String out, String gompPolicy) {
     }
 
-    private static Child run(String env, String property) throws Exception {
+    private static Child run(String env, String property, String... jvmArgs) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Xmx256m"));
         if (property != null) {
             cmd.add("-Dbert4j.omp.waitPolicy=" + property);
         }
+        cmd.addAll(List.of(jvmArgs));
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Probe.class.getName()));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().remove("OMP_WAIT_POLICY");
@@ -76,5 +79,14 @@ class NativeSetupTest {
         Child c = run(null, "active");
         assertEquals("ACTIVE", c.gompPolicy(), c.out());
         assertTrue(c.out().contains("policy: active (set by bert4j)"), c.out());
+    }
+
+    @Test
+    void javacppPhysicalMemoryCheckOffByDefaultAndTheUsersValueWins() throws Exception {
+        Child c = run(null, null);
+        assertTrue(c.out().contains("javacpp: 0, off (set by bert4j) [Pointer.maxPhysicalBytes() = 0]"), c.out());
+        Child mine = run(null, null, "-Dorg.bytedeco.javacpp.maxPhysicalBytes=3g");
+        assertTrue(mine.out().contains("javacpp: 3221225472 (-Dorg.bytedeco.javacpp.maxPhysicalBytes) "
+                + "[Pointer.maxPhysicalBytes() = 3221225472]"), mine.out());
     }
 }

@@ -400,7 +400,8 @@ public final class Compare {
                 .append("), ONNX Runtime ").append(OrtReference.version()).append(" (CPU EP, ALL_OPT, spin-wait ")
                 .append(OrtReference.spinning() ? "on" : "off").append("); libgomp wait policy ")
                 .append(io.bert4j.NativeSetup.ompWaitPolicy()).append(", OpenBLAS thread timeout ")
-                .append(io.bert4j.NativeSetup.openBlasThreadTimeout()).append("; JVM ")
+                .append(io.bert4j.NativeSetup.openBlasThreadTimeout()).append(", JavaCPP physical-memory limit ")
+                .append(io.bert4j.NativeSetup.javacppMaxPhysicalBytes()).append("; JVM ")
                 .append(System.getProperty("java.vm.name")).append(' ').append(System.getProperty("java.version")).append('\n');
         sb.append("- text: ").append(Workloads.textSource()).append('\n');
         sb.append("- arguments: `").append(String.join(" ", args)).append("`; whole run ")

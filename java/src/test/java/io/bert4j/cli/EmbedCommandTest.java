@@ -212,6 +212,27 @@ class EmbedCommandTest {
         }
     }
 
+    /**
+     * A small Java heap must not cap the model's native memory: JavaCPP's default limit (4x the
+     * heap maximum, resident memory) killed this exact command at 220 MB with an
+     * OutOfMemoryError before bert4j turned that check off (NativeSetup).
+     */
+    @Test
+    void smallJavaHeapDoesNotLimitNativeMemory(@TempDir Path tmp) throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "-Xmx48m", "-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main",
+                "embed", "--model", model.toString(), "I like eating apples.")
+                .redirectOutput(tmp.resolve("out.txt").toFile())
+                .redirectError(tmp.resolve("err.txt").toFile())
+                .directory(tmp.toFile())
+                .start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process finished");
+        String err = Files.readString(tmp.resolve("err.txt"));
+        assertEquals(0, p.exitValue(), err);
+        String out = Files.readString(tmp.resolve("out.txt"));
+        assertTrue(out.startsWith("{") && out.contains("\"embedding\""), out);
+    }
+
     @Test
     void importOnnxWritesALoadableFolderAndRefusesToOverwrite(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("imported");
