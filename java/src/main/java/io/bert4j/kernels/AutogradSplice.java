@@ -25,7 +25,7 @@ import java.util.List;
  * <pre>
  *   vi      = xi.view(xi.sizes())           // per input that requires grad: a private alias of xi
  *   carrier = s + v1.sum() + ... + vn.sum()  // 0-dim; s is a private 0-dim leaf (the sentinel)
- *   y.index_add_(0, EMPTY, carrier.view(1, ..).expand(0, y.size(1), ..))   // in place, O(1)
+ *   y.index_add_(0, EMPTY, carrier.expand(0, y.size(1), ..))   // in place, O(1)
  *   hook on y: g = dL/dy  -> kept
  *   hook on vi: (whatever arrives) -> replaced by dL/dxi; the first vi hook of a backward pass
  *               runs the fused backward on the kept g, once for all inputs
@@ -165,11 +165,9 @@ public final class AutogradSplice {
                 v.register_hook(h);
                 carrier = carrier.add(v.sum());
             }
-            long[] one = new long[(int) output.dim()];
-            java.util.Arrays.fill(one, 1);
             long[] srcShape = sizes(output);
             srcShape[0] = 0;
-            Tensor src = carrier.view(one).expand(srcShape); // [0, ...]: adds nothing
+            Tensor src = carrier.expand(srcShape); // 0-dim to [0, ...]: adds nothing
             output.index_add_(0, r.index, src);
             OutputHook yh = keep(new OutputHook(r));
             r.hooks.add(yh);
