@@ -132,7 +132,6 @@ public final class Kernels {
         return new BiasGeluGrads(dx, dbias);
     }
 
-    /** Validates x [..., cols] and bias [cols]; returns {rows, cols}. */
     /**
      * Rows of x scaled to max |value| = 1, for a GEMM whose activation quantization is per tensor
      * (bert4j's int8 linear layers): returns {xs [rows, cols], s [rows]} with
@@ -540,6 +539,7 @@ public final class Kernels {
         }
     }
 
+    /** Validates x [..., cols] and bias [cols]; returns {rows, cols}. */
     private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
         long[] rc = rowsCols(op, xName, x);
         long cols = rc[1];
