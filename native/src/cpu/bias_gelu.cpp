@@ -417,6 +417,11 @@ BERT4J_AVX512 inline __m512 exp16(__m512 a) {
     return _mm512_scalef_ps(p, n);
 }
 
+// Lanes of a row's next 16 columns when `left` columns remain (all 16 when left >= 16).
+inline __mmask16 tail_mask16(int64_t left) {
+    return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
 // 1 / d for d >= 1: rcp14 and one Newton step.
 BERT4J_AVX512 inline __m512 recip16(__m512 d) {
     const __m512 r = _mm512_rcp14_ps(d);
@@ -511,8 +516,7 @@ BERT4J_AVX512 void row_avx512(const float* x, const float* b, float* y, int64_t 
         _mm512_storeu_ps(y + j + 16, y1);
     }
     for (; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
-                                        : static_cast<__mmask16>((1u << (n - j)) - 1u);
+        const __mmask16 m = tail_mask16(n - j);
         const __m512 h = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j));
         _mm512_mask_storeu_ps(y + j, m, Tanh ? gelu_tanh16(h) : gelu_exact16(h));
     }
@@ -551,8 +555,7 @@ template <bool Tanh, bool Acc>
 BERT4J_AVX512 void row_avx512_backward(const float* dy, const float* x, const float* b, float* dx,
                                        double* acc, int64_t n) {
     for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
-                                        : static_cast<__mmask16>((1u << (n - j)) - 1u);
+        const __mmask16 m = tail_mask16(n - j);
         const __m512 h = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j));
         const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + j),
                                        Tanh ? gelu_grad_tanh16(h) : gelu_grad_exact16(h));
@@ -598,8 +601,7 @@ BERT4J_AVX512 void row_avx512_train(const float* x, const float* b, float* y, fl
         _mm512_storeu_ps(d + j + 16, d1);
     }
     for (; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF)
-                                        : static_cast<__mmask16>((1u << (n - j)) - 1u);
+        const __mmask16 m = tail_mask16(n - j);
         __m512 vy, vd;
         train16<Tanh>(_mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, b + j)), vy, vd);
         _mm512_mask_storeu_ps(y + j, m, vy);
@@ -637,7 +639,7 @@ BERT4J_AVX512 void block_avx512_backward_saved(const float* dy, int64_t lddy, co
         _mm512_storeu_pd(acc + j + 24, _mm512_add_pd(_mm512_loadu_pd(acc + j + 24), a3));
     }
     for (; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - j)) - 1u);
+        const __mmask16 m = tail_mask16(n - j);
         const __mmask8 lo = static_cast<__mmask8>(m), hi = static_cast<__mmask8>(m >> 8);
         __m512d a0 = _mm512_setzero_pd(), a1 = a0;
         for (int64_t r = 0; r < rows; ++r) {

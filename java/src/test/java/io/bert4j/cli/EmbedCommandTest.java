@@ -196,16 +196,9 @@ class EmbedCommandTest {
     void separateProcessExitsCleanlyOnBadInput(@TempDir Path tmp) throws Exception {
         Path cfgOnly = Files.createDirectories(tmp.resolve("broken"));
         Files.writeString(cfgOnly.resolve("config.json"), "{\"hidden_size\": 384}");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main",
-                "embed", "--model", cfgOnly.toString(), "hello")
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-                .redirectError(tmp.resolve("err.txt").toFile())
-                .directory(tmp.toFile())
-                .start();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process finished");
-        String err = Files.readString(tmp.resolve("err.txt"));
-        assertEquals(1, p.exitValue(), err);
+        Run r = runProcess(tmp, List.of(), "embed", "--model", cfgOnly.toString(), "hello");
+        String err = r.err();
+        assertEquals(1, r.code(), err);
         assertTrue(err.contains("bert4j: error: ") && err.contains("missing required fields"), err);
         try (var files = Files.list(tmp)) {
             assertTrue(files.noneMatch(f -> f.getFileName().toString().startsWith("hs_err")), "no JVM crash log");
@@ -219,18 +212,26 @@ class EmbedCommandTest {
      */
     @Test
     void smallJavaHeapDoesNotLimitNativeMemory(@TempDir Path tmp) throws Exception {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "-Xmx48m", "-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main",
-                "embed", "--model", model.toString(), "I like eating apples.")
+        Run r = runProcess(tmp, List.of("-Xmx48m"), "embed", "--model", model.toString(), "I like eating apples.");
+        assertEquals(0, r.code(), r.err());
+        String out = r.out();
+        assertTrue(out.startsWith("{") && out.contains("\"embedding\""), out);
+    }
+
+    /** The CLI in a separate JVM (same classpath) with jvmArgs, run in tmp; output kept in tmp. */
+    static Run runProcess(Path tmp, List<String> jvmArgs, String... cliArgs) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(jvmArgs);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.bert4j.cli.Main"));
+        cmd.addAll(List.of(cliArgs));
+        Process p = new ProcessBuilder(cmd)
                 .redirectOutput(tmp.resolve("out.txt").toFile())
                 .redirectError(tmp.resolve("err.txt").toFile())
                 .directory(tmp.toFile())
                 .start();
         assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process finished");
-        String err = Files.readString(tmp.resolve("err.txt"));
-        assertEquals(0, p.exitValue(), err);
-        String out = Files.readString(tmp.resolve("out.txt"));
-        assertTrue(out.startsWith("{") && out.contains("\"embedding\""), out);
+        return new Run(p.exitValue(), Files.readString(tmp.resolve("out.txt")), Files.readString(tmp.resolve("err.txt")));
     }
 
     @Test
