@@ -11,6 +11,9 @@
 
 #include <dlfcn.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,6 +63,31 @@ static inline int bert4j_openblas_threads(int n) {
     }
     if (n > 0) set(n);
     return get();
+}
+
+/* Makes glibc malloc keep freed memory for reuse instead of handing it back to the kernel, so
+ * that a tensor allocated after one of the same size was freed reuses its pages instead of
+ * faulting in (and zeroing) fresh ones. libtorch's CPU tensors come from malloc; by default glibc
+ * serves blocks above a (dynamic, <= 32 MiB) threshold with mmap and unmaps them on free, trims
+ * the top of its heaps, and deletes a thread arena's heap once it is empty, so a training step's
+ * activations can page-fault on every step (thousands of 4 KiB faults per tensor). Sets
+ *   M_MMAP_MAX 0          no mmap for big blocks while an arena can hold them (a block too big
+ *                         for a thread arena's 64 MiB heap is still mmapped: glibc falls back)
+ *   M_TRIM_THRESHOLD      no trimming of a heap's free top below 2 GiB (mallopt's maximum)
+ *   M_TOP_PAD 64 MiB      a heap keeps 64 MiB of top (a thread heap's maximum size): glibc
+ *                         then does not delete empty thread heaps either
+ * The cost: the process's resident size stays near its peak (freed memory is reused, not
+ * returned). Returns 1 when applied, 0 when the C library is not glibc (nothing done), -1 when
+ * mallopt refused a value. Process-wide; glibc takes its own lock. */
+static inline int bert4j_malloc_retain(void) {
+#if defined(__GLIBC__)
+    int ok = mallopt(M_MMAP_MAX, 0);
+    ok &= mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+    ok &= mallopt(M_TOP_PAD, 64 << 20);
+    return ok ? 1 : -1;
+#else
+    return 0;
+#endif
 }
 
 #ifdef __cplusplus

@@ -401,7 +401,8 @@ public final class Compare {
                 .append(OrtReference.spinning() ? "on" : "off").append("); libgomp wait policy ")
                 .append(io.bert4j.NativeSetup.ompWaitPolicy()).append(", OpenBLAS thread timeout ")
                 .append(io.bert4j.NativeSetup.openBlasThreadTimeout()).append(", JavaCPP physical-memory limit ")
-                .append(io.bert4j.NativeSetup.javacppMaxPhysicalBytes()).append("; JVM ")
+                .append(io.bert4j.NativeSetup.javacppMaxPhysicalBytes()).append(", freed memory kept for reuse ")
+                .append(io.bert4j.NativeSetup.mallocRetain()).append("; JVM ")
                 .append(System.getProperty("java.vm.name")).append(' ').append(System.getProperty("java.version")).append('\n');
         sb.append("- text: ").append(Workloads.textSource()).append('\n');
         sb.append("- arguments: `").append(String.join(" ", args)).append("`; whole run ")

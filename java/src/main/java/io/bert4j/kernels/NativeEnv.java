@@ -25,4 +25,10 @@ public final class NativeEnv {
      * -1 when no OpenBLAS library is loaded in the process (it never loads one).
      */
     public static native int bert4j_openblas_threads(int n);
+
+    /**
+     * Makes glibc malloc keep freed memory for reuse (no mmap for blocks a heap can hold, no
+     * trimming, no deletion of empty thread heaps): 1 applied, 0 not glibc, -1 refused.
+     */
+    public static native int bert4j_malloc_retain();
 }
