@@ -3,6 +3,7 @@ package io.bert4j.kernels;
 import io.bert4j.Bert4jException;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Edge;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorBase;
@@ -11,6 +12,7 @@ import org.bytedeco.pytorch.TensorTensorHook;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 
@@ -24,18 +26,26 @@ import java.util.List;
  * For {@code y = f(x1, ..., xn)} computed by a fused kernel without recording:
  * <pre>
  *   vi      = xi.view(xi.sizes())           // per input that requires grad: a private alias of xi
- *   carrier = s + v1.sum() + ... + vn.sum()  // 0-dim; s is a private 0-dim leaf (the sentinel)
+ *   carrier = s + v2.sum() + ... + vn.sum()  // 0-dim; s is a private 0-dim leaf (the sentinel)
  *   y.index_add_(0, EMPTY, carrier.expand(0, y.size(1), ..))   // in place, O(1)
+ *   y.grad_fn().set_next_edge(0, Edge(v1.grad_fn(), 0))         // when x1 is shaped like y
  *   hook on y: g = dL/dy  -> kept
  *   hook on vi: (whatever arrives) -> replaced by dL/dxi; the first vi hook of a backward pass
  *               runs the fused backward on the kept g, once for all inputs
  * </pre>
+ * (When x1 does not require grad or is not shaped like y, v1 joins the carrier like the others.)
  * Why this is correct:
  * <ul>
  * <li>{@code index_add_} with an empty index adds nothing, so y keeps the fused values, but y
  *     now has a grad_fn ({@code IndexAddBackward0}, recorded with y's full shape) whose inputs
  *     lead to every vi. A tensor hook on y is a pre-hook of that node: it receives exactly
  *     dL/dy, the sum of every use of y downstream, and nothing else.</li>
+ * <li>y had no history, so the node's first edge (to "self") is empty; the splice points it at
+ *     v1's node. The node hands dL/dy to that edge unchanged, which libtorch's edge check
+ *     accepts because x1 has y's shape (x of bias + GELU, q of attention), and v1's hook
+ *     replaces it. So the largest input needs no reduction to join the graph. The edge is set
+ *     right after the node is created, before anything uses y (libtorch refuses to change a
+ *     node's edges once it has a parent).</li>
  * <li>Each vi is a fresh view used only by this splice, so the gradient arriving at vi is
  *     this op's contribution alone; a hook on vi that returns a tensor replaces it, and
  *     {@code ViewBackward0} hands the replacement to xi's own grad_fn (or accumulator), where
@@ -48,10 +58,11 @@ import java.util.List;
  *     therefore tell the backward whether this is the saved tensors' last use
  *     ({@code lastUse}): if so, it may write its results over them (bias + GELU writes dx
  *     over the saved gelu', so the backward allocates no [rows, cols] buffer).</li>
- * <li>Cost: forward adds one reduction over each input ({@code vi.sum()}: a read, no write) and
- *     O(1) bookkeeping; backward adds nothing of size N: {@code IndexAddBackward0} gives the
- *     source an empty slice, {@code SumBackward0} an expanded (stride-0) scalar, and those
- *     values are discarded by the vi hooks. The dL/dy buffer is passed through untouched.</li>
+ * <li>Cost: forward adds one reduction over each input but x1 ({@code vi.sum()}: a read, no
+ *     write; a bias is small) and O(1) bookkeeping; backward adds nothing of size N:
+ *     {@code IndexAddBackward0} gives v1 dL/dy itself and the source an empty slice,
+ *     {@code SumBackward0} an expanded (stride-0) scalar, and those values are discarded by the
+ *     vi hooks. The dL/dy buffer is passed through untouched.</li>
  * </ul>
  * The "seams" alternative (cut the graph and drive backward segment by segment) needs a custom
  * backward driver instead of {@code loss.backward()}, and re-entrant per-op backward calls
@@ -151,24 +162,30 @@ public final class AutogradSplice {
             r.sentinel.requires_grad_(true);
             r.index = keep(torch.empty(new long[] {0}, new TensorOptions(torch.ScalarType.Long), null));
             Tensor carrier = r.sentinel; // float32, like the fused kernels' outputs
+            // Input 0 shaped like the output (x, q) is linked through index_add_'s own self edge
+            // below, without a reduction over it; the others through the carrier.
+            boolean direct = needs[0] && Arrays.equals(sizes(inputs[0]), sizes(output));
             // Last input first: the engine runs later-created nodes first, so input 0's hook runs
             // first and the last input's hook last; the last hook's result is the one whose
             // handle waits for this thread's next hook or attach (FusedOps puts small inputs,
             // such as a bias, last).
-            for (int i = inputs.length - 1; i >= 0; i--) {
+            for (int i = inputs.length - 1; i >= (direct ? 1 : 0); i--) {
                 if (!needs[i]) {
                     continue;
                 }
-                Tensor v = inputs[i].view(sizes(inputs[i]));
-                InputHook h = keep(new InputHook(r, i));
-                r.hooks.add(h);
-                v.register_hook(h);
-                carrier = carrier.add(v.sum());
+                carrier = carrier.add(hookedView(r, inputs[i], i).sum());
             }
             long[] srcShape = sizes(output);
             srcShape[0] = 0;
             Tensor src = carrier.expand(srcShape); // 0-dim to [0, ...]: adds nothing
             output.index_add_(0, r.index, src);
+            if (direct) {
+                // y had no history, so IndexAddBackward0's self edge (slot 0) is empty: point it at
+                // x's private view. The node passes dL/dy to it unchanged (same shape as x), and
+                // the view's hook replaces it with dL/dx. Created last, so its hook runs first.
+                Tensor v = hookedView(r, inputs[0], 0);
+                output.grad_fn().set_next_edge(0, new Edge(v.grad_fn(), 0));
+            }
             OutputHook yh = keep(new OutputHook(r));
             r.hooks.add(yh);
             output.register_hook(yh);
@@ -177,6 +194,15 @@ public final class AutogradSplice {
             LIVE.add(r);
         }
         return output;
+    }
+
+    /** A private view of input i with the splice's input hook i on it. */
+    private static Tensor hookedView(Record r, Tensor input, int i) {
+        Tensor v = input.view(sizes(input));
+        InputHook h = keep(new InputHook(r, i));
+        r.hooks.add(h);
+        v.register_hook(h);
+        return v;
     }
 
     /**

@@ -148,6 +148,27 @@ class BiasGeluAutogradTest {
         return fusedOps ? FusedOps.biasGelu(x, b, tanh) : torch.gelu(x.add(b), tanh ? "tanh" : "none");
     }
 
+    /**
+     * The graph the splice records: x (shaped like y) hangs directly off y's node through its
+     * private view, with no reduction over it; the bias goes through the 0-dim carrier.
+     */
+    @Test
+    void xIsLinkedThroughTheOutputsNodeWithoutAReduction() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor x = leaf(torch.randn(6, 10)), b = leaf(torch.randn(10));
+            Tensor y = FusedOps.biasGelu(x, b, false);
+            org.bytedeco.pytorch.Node node = y.grad_fn();
+            assertEquals("IndexAddBackward0", node.name().getString());
+            org.bytedeco.pytorch.Node toX = node.next_edge(0).function();
+            assertEquals("ViewBackward0", toX.name().getString());
+            assertEquals("torch::autograd::AccumulateGrad", toX.next_edge(0).function().name().getString());
+            assertEquals("ExpandBackward0", node.next_edge(1).function().name().getString());
+            // x frozen: nothing on the self edge, the bias still reached through the carrier
+            Tensor y2 = FusedOps.biasGelu(x.detach(), b, false);
+            assertFalse(y2.grad_fn().next_edge(0).is_valid(), "a frozen x must get no edge");
+        }
+    }
+
     @Test
     void onlyOneInputRequiringGrad() {
         try (PointerScope scope = new PointerScope()) {
