@@ -116,6 +116,10 @@ public final class AutogradSplice {
         Tensor[] apply(Tensor gradOutput, Tensor[] saved, boolean[] needsGrad, boolean lastUse);
     }
 
+    /** Shared, never freed (retained once, so no caller's PointerScope can release them). */
+    private static final TensorOptions FLOAT = retained(new TensorOptions(torch.ScalarType.Float));
+    private static final TensorOptions LONG = retained(new TensorOptions(torch.ScalarType.Long));
+
     private static final List<Record> LIVE = new ArrayList<>();
     /**
      * Gradients a hook returned on this thread: libtorch copies a hook's result after the Java
@@ -158,13 +162,15 @@ public final class AutogradSplice {
             for (int i = 0; i < saved.length; i++) {
                 r.saved[i] = keep(saved[i].detach());
             }
-            r.sentinel = keep(torch.zeros(new long[0], new TensorOptions(torch.ScalarType.Float)));
+            r.sentinel = keep(torch.zeros(new long[0], FLOAT));
             r.sentinel.requires_grad_(true);
-            r.index = keep(torch.empty(new long[] {0}, new TensorOptions(torch.ScalarType.Long), null));
+            r.index = keep(torch.empty(new long[] {0}, LONG, null));
             Tensor carrier = r.sentinel; // float32, like the fused kernels' outputs
             // Input 0 shaped like the output (x, q) is linked through index_add_'s own self edge
             // below, without a reduction over it; the others through the carrier.
-            boolean direct = needs[0] && Arrays.equals(sizes(inputs[0]), sizes(output));
+            long[] outShape = sizes(output);
+            long[] shape0 = needs[0] ? sizes(inputs[0]) : null;
+            boolean direct = needs[0] && Arrays.equals(shape0, outShape);
             // Last input first: the engine runs later-created nodes first, so input 0's hook runs
             // first and the last input's hook last; the last hook's result is the one whose
             // handle waits for this thread's next hook or attach (FusedOps puts small inputs,
@@ -173,9 +179,9 @@ public final class AutogradSplice {
                 if (!needs[i]) {
                     continue;
                 }
-                carrier = carrier.add(hookedView(r, inputs[i], i).sum());
+                carrier = carrier.add(hookedView(r, inputs[i], sizes(inputs[i]), i).sum());
             }
-            long[] srcShape = sizes(output);
+            long[] srcShape = outShape.clone();
             srcShape[0] = 0;
             Tensor src = carrier.expand(srcShape); // 0-dim to [0, ...]: adds nothing
             output.index_add_(0, r.index, src);
@@ -183,7 +189,7 @@ public final class AutogradSplice {
                 // y had no history, so IndexAddBackward0's self edge (slot 0) is empty: point it at
                 // x's private view. The node passes dL/dy to it unchanged (same shape as x), and
                 // the view's hook replaces it with dL/dx. Created last, so its hook runs first.
-                Tensor v = hookedView(r, inputs[0], 0);
+                Tensor v = hookedView(r, inputs[0], shape0, 0);
                 output.grad_fn().set_next_edge(0, new Edge(v.grad_fn(), 0));
             }
             OutputHook yh = keep(new OutputHook(r));
@@ -197,8 +203,8 @@ public final class AutogradSplice {
     }
 
     /** A private view of input i with the splice's input hook i on it. */
-    private static Tensor hookedView(Record r, Tensor input, int i) {
-        Tensor v = input.view(sizes(input));
+    private static Tensor hookedView(Record r, Tensor input, long[] shape, int i) {
+        Tensor v = input.view(shape);
         InputHook h = keep(new InputHook(r, i));
         r.hooks.add(h);
         v.register_hook(h);
@@ -245,6 +251,11 @@ public final class AutogradSplice {
             }
             return n;
         }
+    }
+
+    private static TensorOptions retained(TensorOptions o) {
+        o.retainReference();
+        return o;
     }
 
     private static <P extends Pointer> P keep(P p) {

@@ -17,6 +17,14 @@ public final class Kernels {
         io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
     }
 
+    /** float32 CPU options, shared (retained once: no caller's PointerScope can free it). */
+    private static final org.bytedeco.pytorch.TensorOptions FLOAT_OPTIONS =
+            new org.bytedeco.pytorch.TensorOptions(ScalarType.Float);
+
+    static {
+        FLOAT_OPTIONS.retainReference();
+    }
+
     private Kernels() {}
 
     /**
@@ -124,7 +132,7 @@ public final class Kernels {
         }
         Tensor dx = overwriteDgelu ? dgelu : torch.empty_like(dgelu);
         Tensor dbias = withBiasGrad
-                ? torch.empty(new long[] {cols}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null)
+                ? torch.empty(new long[] {cols}, FLOAT_OPTIONS, null)
                 : null;
         int status = NativeKernels.bert4j_gelu_backward_saved_f32(dy.data_ptr(), dgelu.data_ptr(), dx.data_ptr(),
                 withBiasGrad ? dbias.data_ptr() : null, rows, cols, cols, cols, cols);
@@ -146,8 +154,8 @@ public final class Kernels {
         }
         long cols = x.size(x.dim() - 1);
         long rows = x.numel() / Math.max(cols, 1);
-        Tensor xs = torch.empty(new long[]{rows, cols}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
-        Tensor s = torch.empty(new long[]{rows}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        Tensor xs = torch.empty(new long[]{rows, cols}, FLOAT_OPTIONS, null);
+        Tensor s = torch.empty(new long[]{rows}, FLOAT_OPTIONS, null);
         check(op, NativeKernels.bert4j_rowscale_prologue_f32(x.data_ptr(), xs.data_ptr(), s.data_ptr(),
                 rows, cols, cols, cols));
         return new Tensor[]{xs, s};
@@ -193,7 +201,7 @@ public final class Kernels {
         requireLinearWeight(op, weight);
         long n = weight.size(0), k = weight.size(1);
         Tensor packed = torch.empty(new long[] {packedLinearSize(op, n, k)},
-                new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+                FLOAT_OPTIONS, null);
         check(op, NativeKernels.bert4j_linear_pack_f32(weight.data_ptr(), n, k, k, packed.data_ptr()));
         return packed;
     }
@@ -280,7 +288,7 @@ public final class Kernels {
             outShape[d] = x.size(d);
         }
         outShape[outShape.length - 1] = n;
-        return torch.empty(outShape, new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), null);
+        return torch.empty(outShape, FLOAT_OPTIONS, null);
     }
 
     /**
