@@ -33,7 +33,8 @@ import java.util.List;
  *   hook on vi: (whatever arrives) -> replaced by dL/dxi; the first vi hook of a backward pass
  *               runs the fused backward on the kept g, once for all inputs
  * </pre>
- * (When x1 does not require grad or is not shaped like y, v1 joins the carrier like the others.)
+ * (When x1 does not require grad or differs from y in shape, dtype or device, v1 joins the
+ * carrier like the others.)
  * Why this is correct:
  * <ul>
  * <li>{@code index_add_} with an empty index adds nothing, so y keeps the fused values, but y
@@ -170,7 +171,12 @@ public final class AutogradSplice {
             // below, without a reduction over it; the others through the carrier.
             long[] outShape = sizes(output);
             long[] shape0 = needs[0] ? sizes(inputs[0]) : null;
-            boolean direct = needs[0] && Arrays.equals(shape0, outShape);
+            // Same dtype and device kind too: libtorch's edge check would otherwise cast or refuse
+            // (the fused ops keep their output on their inputs' device). JavaCPP returns a new
+            // ScalarType object, not the enum constant: intern() before comparing.
+            boolean direct = needs[0] && Arrays.equals(shape0, outShape)
+                    && inputs[0].scalar_type().intern() == output.scalar_type().intern()
+                    && inputs[0].is_cuda() == output.is_cuda();
             // Last input first: the engine runs later-created nodes first, so input 0's hook runs
             // first and the last input's hook last; the last hook's result is the one whose
             // handle waits for this thread's next hook or attach (FusedOps puts small inputs,
