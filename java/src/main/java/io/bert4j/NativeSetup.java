@@ -111,8 +111,9 @@ public final class NativeSetup {
      * MiniLM-width bias + GELU forward + backward at 4,096 rows went from 2,155-2,575 faults and
      * 10.9-13.1 ms per call to 2-107 and 6.8-7.9 ms, libtorch's own gelu(x + b) from 11.9-12.7
      * to 9.6-10.6 ms (benchmarks/RESULTS.md). The cost: the process's resident size stays near
-     * its peak instead of shrinking after it. Blocks too big for a thread heap (64 MiB) are
-     * still mmapped. {@code -Dbert4j.malloc.retain=false} keeps glibc's defaults; other C
+     * its peak instead of shrinking after it, and under strict overcommit accounting
+     * (vm.overcommit_memory=2) the 64 MiB pads count against the commit limit. Blocks too big for
+     * a thread heap (64 MiB) are still mmapped. {@code -Dbert4j.malloc.retain=false} keeps glibc's defaults; other C
      * libraries are left alone. Unlike the settings above, this one works whenever it is made.
      */
     public static String mallocRetain() {
