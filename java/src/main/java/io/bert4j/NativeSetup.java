@@ -113,8 +113,9 @@ public final class NativeSetup {
      * to 9.6-10.6 ms (benchmarks/RESULTS.md). The cost: the process's resident size stays near
      * its peak instead of shrinking after it, and under strict overcommit accounting
      * (vm.overcommit_memory=2) the 64 MiB pads count against the commit limit. Blocks too big for
-     * a thread heap (64 MiB) are still mmapped. {@code -Dbert4j.malloc.retain=false} keeps glibc's defaults; other C
-     * libraries are left alone. Unlike the settings above, this one works whenever it is made.
+     * a thread heap (64 MiB) are still mmapped. {@code -Dbert4j.malloc.retain=false} keeps
+     * glibc's defaults; other C libraries are left alone. Unlike the settings above, this one
+     * works whenever it is made.
      */
     public static String mallocRetain() {
         return MALLOC_STATE;

@@ -7,7 +7,6 @@ import org.bytedeco.pytorch.Edge;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorBase;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorTensorHook;
 import org.bytedeco.pytorch.global.torch;
 
@@ -117,10 +116,6 @@ public final class AutogradSplice {
         Tensor[] apply(Tensor gradOutput, Tensor[] saved, boolean[] needsGrad, boolean lastUse);
     }
 
-    /** Shared, never freed (retained once, so no caller's PointerScope can release them). */
-    private static final TensorOptions FLOAT = retained(new TensorOptions(torch.ScalarType.Float));
-    private static final TensorOptions LONG = retained(new TensorOptions(torch.ScalarType.Long));
-
     private static final List<Record> LIVE = new ArrayList<>();
     /**
      * Gradients a hook returned on this thread: libtorch copies a hook's result after the Java
@@ -163,9 +158,9 @@ public final class AutogradSplice {
             for (int i = 0; i < saved.length; i++) {
                 r.saved[i] = keep(saved[i].detach());
             }
-            r.sentinel = keep(torch.zeros(new long[0], FLOAT));
+            r.sentinel = keep(torch.zeros(new long[0], Kernels.FLOAT_OPTIONS));
             r.sentinel.requires_grad_(true);
-            r.index = keep(torch.empty(new long[] {0}, LONG, null));
+            r.index = keep(torch.empty(new long[] {0}, Kernels.LONG_OPTIONS, null));
             Tensor carrier = r.sentinel; // float32, like the fused kernels' outputs
             // Input 0 shaped like the output (x, q) is linked through index_add_'s own self edge
             // below, without a reduction over it; the others through the carrier.
@@ -257,11 +252,6 @@ public final class AutogradSplice {
             }
             return n;
         }
-    }
-
-    private static TensorOptions retained(TensorOptions o) {
-        o.retainReference();
-        return o;
     }
 
     private static <P extends Pointer> P keep(P p) {

@@ -17,12 +17,18 @@ public final class Kernels {
         io.bert4j.NativeSetup.ensure(); // before anything loads libtorch
     }
 
-    /** float32 CPU options, shared (retained once: no caller's PointerScope can free it). */
-    private static final org.bytedeco.pytorch.TensorOptions FLOAT_OPTIONS =
-            new org.bytedeco.pytorch.TensorOptions(ScalarType.Float);
+    /**
+     * float32 / int64 CPU options for new tensors, shared by the kernels and the autograd
+     * splice instead of one object per call; retained once, so no caller's PointerScope can
+     * free them.
+     */
+    static final org.bytedeco.pytorch.TensorOptions FLOAT_OPTIONS = retained(ScalarType.Float);
+    static final org.bytedeco.pytorch.TensorOptions LONG_OPTIONS = retained(ScalarType.Long);
 
-    static {
-        FLOAT_OPTIONS.retainReference();
+    private static org.bytedeco.pytorch.TensorOptions retained(ScalarType type) {
+        org.bytedeco.pytorch.TensorOptions o = new org.bytedeco.pytorch.TensorOptions(type);
+        o.retainReference();
+        return o;
     }
 
     private Kernels() {}
