@@ -167,10 +167,10 @@ public final class AutogradSplice {
             long[] outShape = sizes(output);
             long[] shape0 = needs[0] ? sizes(inputs[0]) : null;
             // Same dtype and device kind too: libtorch's edge check would otherwise cast or refuse
-            // (the fused ops keep their output on their inputs' device). JavaCPP returns a new
-            // ScalarType object, not the enum constant: intern() before comparing.
+            // (the fused ops keep their output on their inputs' device). Dtypes compared as
+            // TypeMeta, as Kernels checks them (JavaCPP's ScalarType objects are not canonical).
             boolean direct = needs[0] && Arrays.equals(shape0, outShape)
-                    && inputs[0].scalar_type().intern() == output.scalar_type().intern()
+                    && inputs[0].dtype().equals(output.dtype())
                     && inputs[0].is_cuda() == output.is_cuda();
             // Last input first: the engine runs later-created nodes first, so input 0's hook runs
             // first and the last input's hook last; the last hook's result is the one whose
