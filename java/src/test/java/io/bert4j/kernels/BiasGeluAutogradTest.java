@@ -8,10 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.BoolOptional;
+import org.bytedeco.pytorch.Node;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorArrayRefOptional;
 import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.Test;
@@ -150,23 +152,68 @@ class BiasGeluAutogradTest {
 
     /**
      * The graph the splice records: x (shaped like y) hangs directly off y's node through its
-     * private view, with no reduction over it; the bias goes through the 0-dim carrier.
+     * private view, the bias through a second empty index_add_'s source edge to its own view:
+     * no reduction, no carrier.
      */
     @Test
-    void xIsLinkedThroughTheOutputsNodeWithoutAReduction() {
+    void inputsAreLinkedThroughTheOutputsNodesWithoutAReduction() {
         try (PointerScope scope = new PointerScope()) {
             Tensor x = leaf(torch.randn(6, 10)), b = leaf(torch.randn(10));
             Tensor y = FusedOps.biasGelu(x, b, false);
-            org.bytedeco.pytorch.Node node = y.grad_fn();
-            assertEquals("IndexAddBackward0", node.name().getString());
-            org.bytedeco.pytorch.Node toX = node.next_edge(0).function();
-            assertEquals("ViewBackward0", toX.name().getString());
-            assertEquals("torch::autograd::AccumulateGrad", toX.next_edge(0).function().name().getString());
-            assertEquals("ExpandBackward0", node.next_edge(1).function().name().getString());
-            // x frozen: nothing on the self edge, the bias still reached through the carrier
+            // y <- bias's index_add_ <- the first index_add_, whose self edge leads to x
+            Node toBias = y.grad_fn();
+            assertEquals("IndexAddBackward0", name(toBias));
+            Node first = toBias.next_edge(0).function();
+            assertEquals("IndexAddBackward0", name(first));
+            Node viewOfB = toBias.next_edge(1).function();
+            assertEquals("ViewBackward0", name(viewOfB));
+            assertEquals(ACCUMULATE, name(viewOfB.next_edge(0).function()));
+            Node viewOfX = first.next_edge(0).function();
+            assertEquals("ViewBackward0", name(viewOfX));
+            assertEquals(ACCUMULATE, name(viewOfX.next_edge(0).function()));
+            // the sentinel: a leaf of the splice's own, straight on the first node's source edge
+            assertEquals(ACCUMULATE, name(first.next_edge(1).function()));
+            // x frozen: nothing on the first node's self edge, the bias still reached
             Tensor y2 = FusedOps.biasGelu(x.detach(), b, false);
-            assertFalse(y2.grad_fn().next_edge(0).is_valid(), "a frozen x must get no edge");
+            assertEquals("ViewBackward0", name(y2.grad_fn().next_edge(1).function()));
+            assertFalse(y2.grad_fn().next_edge(0).function().next_edge(0).is_valid(), "a frozen x must get no edge");
+            // bias frozen: one node, x on its self edge
+            Tensor y3 = FusedOps.biasGelu(x, b.detach(), false);
+            assertEquals("ViewBackward0", name(y3.grad_fn().next_edge(0).function()));
+            assertEquals(ACCUMULATE, name(y3.grad_fn().next_edge(1).function()));
         }
+    }
+
+    private static final String ACCUMULATE = "torch::autograd::AccumulateGrad";
+
+    private static String name(Node node) {
+        return node.name().getString();
+    }
+
+    /**
+     * torch::autograd::grad for one input only: the engine then runs only the nodes on that
+     * input's path (for the bias, not the first index_add_ or x's view), and the splice must
+     * still hand out the right gradient and let go of everything once the graph is gone.
+     */
+    @Test
+    void gradForOneInputOnly() {
+        AutogradSplice.reap();
+        int live = AutogradSplice.liveCount();
+        try (PointerScope scope = new PointerScope()) {
+            torch.manual_seed(17);
+            Tensor x0 = torch.randn(7, 12), b0 = torch.randn(12), w = torch.randn(7, 12);
+            for (int which = 0; which < 2; which++) {
+                Tensor x = leaf(x0), b = leaf(b0), xr = leaf(x0), br = leaf(b0);
+                Tensor loss = FusedOps.biasGelu(x, b, false).mul(w).sum();
+                Tensor lossRef = torch.gelu(xr.add(br)).mul(w).sum();
+                Tensor got = torch.grad(new TensorVector(loss), new TensorVector(which == 0 ? x : b)).get(0);
+                Tensor want = torch.grad(new TensorVector(lossRef), new TensorVector(which == 0 ? xr : br)).get(0);
+                assertClose(which == 0 ? "dx alone" : "dbias alone", got, want, 1e-5);
+                assertFalse(x.grad().defined() || b.grad().defined(), "grad() must not accumulate into .grad");
+            }
+        }
+        AutogradSplice.reap();
+        assertEquals(live, AutogradSplice.liveCount(), "both splices reaped once their graphs are gone");
     }
 
     @Test
