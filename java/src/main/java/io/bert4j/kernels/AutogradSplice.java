@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.TensorBase;
 import org.bytedeco.pytorch.TensorTensorHook;
 import org.bytedeco.pytorch.global.torch;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -91,7 +92,8 @@ import java.util.List;
  * <li>Graph death is observed through the sentinel: the sentinel's {@code AccumulateGrad}
  *     node holds it strongly for the node's lifetime, so {@code sentinel.use_count() == 1}
  *     (our handle only) means no node of the graph is left and nothing can call the hooks.
- *     Dead records are reaped (hooks deallocated, tensors released) at the next
+ *     Dead records are reaped (tensors released; the hooks and the empty index, which no node
+ *     refers to any more, pooled for later splices, up to a bound) at the next
  *     {@link #attach} or explicit {@link #reap()}.</li>
  * <li>Saved tensors are freed as soon as the graph cannot be backwarded again, like
  *     libtorch's own saved variables: the empty index is a saved variable of every
@@ -129,6 +131,10 @@ public final class AutogradSplice {
     }
 
     private static final List<Record> LIVE = new ArrayList<>();
+    /** Hooks and empty indices of reaped splices, bound to later ones (guarded by LIVE). */
+    private static final ArrayDeque<Hook> FREE_HOOKS = new ArrayDeque<>();
+    private static final ArrayDeque<Tensor> FREE_INDICES = new ArrayDeque<>();
+    private static final int MAX_FREE = 256;
     /**
      * Gradients a hook returned on this thread: libtorch copies a hook's result after the Java
      * call returns, so the handle is released by the thread's next hook or attach (which
@@ -177,7 +183,11 @@ public final class AutogradSplice {
             // The sentinel: a private leaf with no elements, the source of the first index_add_.
             r.sentinel = keep(torch.empty(srcShape, Kernels.FLOAT_OPTIONS, null));
             r.sentinel.requires_grad_(true);
-            r.index = keep(torch.empty(new long[] {0}, Kernels.LONG_OPTIONS, null));
+            Tensor index;
+            synchronized (LIVE) {
+                index = FREE_INDICES.pollLast();
+            }
+            r.index = index != null ? index : keep(torch.empty(new long[] {0}, Kernels.LONG_OPTIONS, null));
             int[] route = routes(output, outShape, inputs, needs);
             // Slot inputs' views first: the lowest sequence numbers, so the engine (which runs
             // later-created nodes first among those ready) calls their hooks after every other
@@ -214,9 +224,7 @@ public final class AutogradSplice {
             // From now on the sentinel's AccumulateGrad returns at once (a leaf that does not
             // require grad gets no .grad) while the node keeps holding it.
             r.sentinel.requires_grad_(false);
-            OutputHook yh = keep(new OutputHook(r));
-            r.hooks.add(yh);
-            output.register_hook(yh);
+            output.register_hook(hook(r, Hook.OUTPUT));
         }
         synchronized (LIVE) {
             LIVE.add(r);
@@ -259,10 +267,22 @@ public final class AutogradSplice {
     /** A private view of input i with the splice's input hook i on it. */
     private static Tensor hookedView(Record r, Tensor input, long[] shape, int i) {
         Tensor v = input.view(shape);
-        InputHook h = keep(new InputHook(r, i));
-        r.hooks.add(h);
-        v.register_hook(h);
+        v.register_hook(hook(r, i));
         return v;
+    }
+
+    /** A hook bound to record r and input i (or {@link Hook#OUTPUT}): a pooled one if any. */
+    private static Hook hook(Record r, int input) {
+        Hook h;
+        synchronized (LIVE) {
+            h = FREE_HOOKS.pollLast();
+        }
+        if (h == null) {
+            h = keep(new Hook());
+        }
+        h.bind(r, input);
+        r.hooks.add(h);
+        return h;
     }
 
     /**
@@ -287,6 +307,31 @@ public final class AutogradSplice {
         for (Record r : dead) {
             r.releaseAll();
         }
+        if (dead.isEmpty()) {
+            return;
+        }
+        // Their hooks and indices are no longer referenced by any node: pooled for reuse.
+        List<Pointer> surplus = new ArrayList<>();
+        synchronized (LIVE) {
+            for (Record r : dead) {
+                for (Hook h : r.hooks) {
+                    h.bind(null, 0);
+                    if (FREE_HOOKS.size() < MAX_FREE) {
+                        FREE_HOOKS.addLast(h);
+                    } else {
+                        surplus.add(h);
+                    }
+                }
+                r.hooks.clear();
+                if (FREE_INDICES.size() < MAX_FREE) {
+                    FREE_INDICES.addLast(r.index);
+                } else {
+                    surplus.add(r.index);
+                }
+                r.index = null;
+            }
+        }
+        surplus.forEach(AutogradSplice::release);
     }
 
     /** Splices whose graph may still be alive (for tests and leak checks). */
@@ -346,7 +391,7 @@ public final class AutogradSplice {
         final Tensor[] grads;     // computed by the first input hook, handed out by each
         Tensor sentinel;
         Tensor index;
-        final List<TensorTensorHook> hooks = new ArrayList<>();
+        final List<Hook> hooks = new ArrayList<>();
 
         Record(String op, Backward backward, boolean[] needs) {
             this.op = op;
@@ -439,45 +484,37 @@ public final class AutogradSplice {
         synchronized void releaseAll() {
             releaseSaved();
             clearGrads();
-            for (TensorTensorHook h : hooks) {
-                release(h); // the graph is gone: nothing can call it any more
-            }
-            hooks.clear();
-            release(sentinel);
-            release(index);
+            release(sentinel); // hooks and index: pooled by reap()
             sentinel = null;
-            index = null;
         }
     }
 
-    private static final class OutputHook extends TensorTensorHook {
-        private final Record record;
+    /**
+     * A splice's hook: on y ({@link #OUTPUT}) it keeps dL/dy, on the view of input i it hands out
+     * dL/dxi. Bound to one record at a time: once that record's graph is gone, nothing can call
+     * it, and reap() returns it to a pool from which a later splice binds it again (a JavaCPP
+     * callback costs a native allocation and a global reference to make and to free).
+     */
+    private static final class Hook extends TensorTensorHook {
+        static final int OUTPUT = -1;
+        private volatile int input;
+        private volatile Record record; // written after input, read before it
 
-        OutputHook(Record record) {
-            this.record = record;
+        void bind(Record r, int i) {
+            input = i;
+            record = r;
         }
 
         @Override
         public TensorBase call(TensorBase grad) {
-            flushPending();
-            record.keepGradOutput(grad);
-            return grad; // passed on untouched: IndexAddBackward0 only takes an empty slice of it
-        }
-    }
-
-    private static final class InputHook extends TensorTensorHook {
-        private final Record record;
-        private final int input;
-
-        InputHook(Record record, int input) {
-            this.record = record;
-            this.input = input;
-        }
-
-        @Override
-        public TensorBase call(TensorBase ignored) {
+            Record r = record;
+            int i = input;
             flushPending(); // the previous hook's result was copied before this call began
-            return record.takeGrad(input);
+            if (i == OUTPUT) {
+                r.keepGradOutput(grad);
+                return grad; // passed on untouched: the index_add_ nodes take empty slices of it
+            }
+            return r.takeGrad(i);
         }
     }
 }
