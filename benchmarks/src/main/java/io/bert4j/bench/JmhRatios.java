@@ -9,7 +9,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collection;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -31,6 +32,12 @@ import java.util.Map;
  * speed-up over its reference. The report marks each row {@code ok} or {@code FAIL}, lists the
  * failures, and the process exits with status 1 when any failed, so a regression in the
  * kernels or the encoder's hot path shows up as a failed expectation in the benchmark report.
+ *
+ * <p>{@code -Dbench.rounds=N} (default 1) runs the whole selection N times, every other round
+ * with the impls in reverse order, and reports per shape the median of the N per-round
+ * speed-ups with their min/max as the spread; expectations are checked against the median. On
+ * a shared machine whose speed drifts by tens of percent within minutes, one round's ratio
+ * (bert4j and its reference run minutes apart) can land anywhere in that drift.
  */
 public final class JmhRatios {
     private JmhRatios() {
@@ -81,47 +88,86 @@ public final class JmhRatios {
         List<Expectation> expectations = expectProp.isEmpty() || !Files.exists(Path.of(expectProp))
                 ? List.of() : readExpectations(Path.of(expectProp));
         List<String> failures = new ArrayList<>();
-        Collection<RunResult> results = new Runner(new CommandLineOptions(args)).run();
-        Map<String, Map<String, Result<?>>> groups = new LinkedHashMap<>();
-        for (RunResult r : results) {
-            var p = r.getParams();
-            String impl = p.getParam("impl");
-            if (impl == null) {
-                continue;
+        int rounds = Integer.getInteger("bench.rounds", 1);
+        if (rounds < 1) {
+            throw new IllegalArgumentException("-Dbench.rounds must be at least 1, got " + rounds);
+        }
+        // name -> impl -> one result per round
+        Map<String, Map<String, List<Result<?>>>> groups = new LinkedHashMap<>();
+        List<String> impls = new ArrayList<>();
+        for (int round = 0; round < rounds; round++) {
+            String[] roundArgs = args;
+            if (round % 2 == 1 && impls.size() > 1) {
+                // Every other round runs the impls in reverse order (JMH runs the params in the
+                // order given), so drift on a shared machine does not favour one side.
+                List<String> reversed = new ArrayList<>(impls);
+                Collections.reverse(reversed);
+                roundArgs = withParam(args, "impl", String.join(",", reversed));
             }
-            List<String> key = new ArrayList<>();
-            for (String k : p.getParamsKeys()) {
-                if (!k.equals("impl")) {
-                    key.add(k + "=" + p.getParam(k));
+            if (rounds > 1) {
+                System.out.printf("%n# bench.rounds: round %d of %d (%s)%n", round + 1, rounds, String.join(" ", roundArgs));
+            }
+            for (RunResult r : new Runner(new CommandLineOptions(roundArgs)).run()) {
+                var p = r.getParams();
+                String impl = p.getParam("impl");
+                if (impl == null) {
+                    continue;
                 }
+                if (round == 0 && !impls.contains(impl)) {
+                    impls.add(impl);
+                }
+                List<String> key = new ArrayList<>();
+                for (String k : p.getParamsKeys()) {
+                    if (!k.equals("impl")) {
+                        key.add(k + "=" + p.getParam(k));
+                    }
+                }
+                String name = p.getBenchmark().replaceFirst("^.*\\.(\\w+\\.\\w+)$", "$1") + " " + String.join(" ", key);
+                groups.computeIfAbsent(name, n -> new LinkedHashMap<>())
+                        .computeIfAbsent(impl, i -> new ArrayList<>()).add(r.getPrimaryResult());
             }
-            String name = p.getBenchmark().replaceFirst("^.*\\.(\\w+\\.\\w+)$", "$1") + " " + String.join(" ", key);
-            groups.computeIfAbsent(name, n -> new LinkedHashMap<>()).put(impl, r.getPrimaryResult());
         }
         List<String> table = new ArrayList<>();
         System.out.println();
-        System.out.println("bert4j vs reference (same JMH run; ratio = bert4j score / reference score)");
+        System.out.println("bert4j vs reference (same JMH run; ratio = bert4j score / reference score"
+                + (rounds > 1 ? "; " + rounds + " rounds: median speed-up, spread = per-round min/max" : "") + ")");
         System.out.printf("%-70s %-6s %-5s %14s %14s %8s  %s%n", "benchmark", "impl", "ref", "score", "ref score", "ratio", "");
         groups.forEach((name, byImpl) -> {
             String refName = REFERENCES.stream().filter(byImpl::containsKey).findFirst().orElse(null);
             if (refName == null) {
                 return;
             }
-            Result<?> ref = byImpl.get(refName);
-            byImpl.forEach((impl, res) -> {
+            List<Result<?>> refs = byImpl.get(refName);
+            byImpl.forEach((impl, results) -> {
                 if (impl.equals(refName)) {
                     return;  // bert4j's torch mode is not a reference when ORT is present
                 }
-                double ratio = res.getScore() / ref.getScore();
-                boolean higherIsBetter = res.getScoreUnit().endsWith("/s");  // ops/s: throughput; ms/op: time
-                double speedup = higherIsBetter ? ratio : 1 / ratio;          // > 1: bert4j faster
-                var rs = res.getStatistics();
-                var fs = ref.getStatistics();
-                double lo = higherIsBetter ? rs.getMin() / fs.getMax() : fs.getMin() / rs.getMax();
-                double hi = higherIsBetter ? rs.getMax() / fs.getMin() : fs.getMax() / rs.getMin();
-                System.out.printf(Locale.ROOT, "%-70s %-6s %-5s %8.3f±%-5.3f %8.3f±%-5.3f %8.3f  %s %.2fx faster; speed-up %.2fx [%.2f–%.2f] (%s)%n",
-                        name, impl, refName, res.getScore(), res.getScoreError(), ref.getScore(), ref.getScoreError(), ratio,
-                        speedup >= 1 ? "bert4j" : refName, speedup >= 1 ? speedup : 1 / speedup, speedup, lo, hi, res.getScoreUnit());
+                int n = Math.min(results.size(), refs.size());
+                double[] speedups = new double[n];
+                double lo = Double.POSITIVE_INFINITY, hi = 0;
+                for (int i = 0; i < n; i++) {
+                    Result<?> res = results.get(i), ref = refs.get(i);
+                    boolean higherIsBetter = res.getScoreUnit().endsWith("/s");  // ops/s: throughput; ms/op: time
+                    double ratio = res.getScore() / ref.getScore();
+                    speedups[i] = higherIsBetter ? ratio : 1 / ratio;            // > 1: bert4j faster
+                    if (n == 1) {  // one round: the spread over its measurement iterations
+                        var rs = res.getStatistics();
+                        var fs = ref.getStatistics();
+                        lo = higherIsBetter ? rs.getMin() / fs.getMax() : fs.getMin() / rs.getMax();
+                        hi = higherIsBetter ? rs.getMax() / fs.getMin() : fs.getMax() / rs.getMin();
+                    } else {
+                        lo = Math.min(lo, speedups[i]);
+                        hi = Math.max(hi, speedups[i]);
+                    }
+                }
+                double speedup = median(speedups);
+                Result<?> res = results.get(0), ref = refs.get(0);
+                double score = median(results.stream().mapToDouble(Result::getScore).toArray());
+                double refScore = median(refs.stream().mapToDouble(Result::getScore).toArray());
+                System.out.printf(Locale.ROOT, "%-70s %-6s %-5s %8.3f±%-5.3f %8.3f±%-5.3f %8.3f  %s %.2fx faster; speed-up %.2fx [%.2f–%.2f] (%s)%s%n",
+                        name, impl, refName, score, n == 1 ? res.getScoreError() : 0, refScore, n == 1 ? ref.getScoreError() : 0,
+                        res.getScoreUnit().endsWith("/s") ? speedup : 1 / speedup, speedup >= 1 ? "bert4j" : refName, speedup >= 1 ? speedup : 1 / speedup, speedup, lo, hi,
+                        res.getScoreUnit(), n > 1 ? " rounds " + Arrays.toString(round2(speedups)) : "");
                 String verdict = "";
                 for (Expectation e : expectations) {
                     if (e.matches(name + " impl=" + impl)) {
@@ -135,13 +181,13 @@ public final class JmhRatios {
                     }
                 }
                 table.add(String.format(Locale.ROOT, "| %s | %s | %.3f %s | %s | %.3f | **%.2f×** | %.2f–%.2f | %s |", name, impl,
-                        res.getScore(), res.getScoreUnit(), refName, ref.getScore(), speedup, lo, hi, verdict));
+                        score, res.getScoreUnit(), refName, refScore, speedup, lo, hi, verdict));
             });
         });
         if (!table.isEmpty()) {
             System.out.println();
             System.out.println("| benchmark + shape | impl | score | reference | ref score"
-                    + " | speed-up (ref/bert4j) | spread (iteration min/max) | expectation |");
+                    + " | speed-up (ref/bert4j) | spread (" + (rounds > 1 ? "round" : "iteration") + " min/max) | expectation |");
             System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: | --- |");
             table.forEach(System.out::println);
         }
@@ -151,5 +197,38 @@ public final class JmhRatios {
             failures.forEach(f -> System.out.println("  FAIL " + f));
             System.exit(1);
         }
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+
+    private static double[] round2(double[] v) {
+        double[] r = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            r[i] = Math.round(v[i] * 100) / 100.0;
+        }
+        return r;
+    }
+
+    /** args with every {@code -p name=...} replaced by one {@code -p name=values}. */
+    static String[] withParam(String[] args, String name, String values) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("-p") && i + 1 < args.length && args[i + 1].startsWith(name + "=")) {
+                i++;
+                continue;
+            }
+            if (args[i].startsWith("-p" + name + "=")) {
+                continue;
+            }
+            out.add(args[i]);
+        }
+        out.add("-p");
+        out.add(name + "=" + values);
+        return out.toArray(new String[0]);
     }
 }

@@ -50,21 +50,17 @@ public final class FusedOps {
         if (!record) {
             return Kernels.biasGelu(x.is_contiguous() ? x : x.contiguous(), bias, tanh);
         }
-        Tensor xd = x.detach(); // same storage: overwriting it overwrites x
-        Tensor bd = bias.detach();
         // Only a tensor of its own (not a leaf, not a view of another tensor's storage).
-        boolean overwrite = consume && xd.is_contiguous() && !x.is_leaf() && !x.is_view();
+        boolean overwrite = consume && x.is_contiguous() && !x.is_leaf() && !x.is_view();
         if (overwrite) {
             INPUTS_REUSED.incrementAndGet();
         }
-        if (!xd.is_contiguous()) {
-            xd = xd.contiguous();
-        }
-        if (!bd.is_contiguous()) {
-            bd = bd.contiguous();
-        }
         Kernels.BiasGeluTrain fwd;
         try (NoGradGuard noGrad = new NoGradGuard()) {
+            // The kernel only reads x and bias through their pointers; when it writes gelu' over
+            // x, the buffer is handed out through a detached alias (no history to save).
+            Tensor xd = overwrite ? x.detach() : x.is_contiguous() ? x : x.contiguous();
+            Tensor bd = bias.is_contiguous() ? bias : bias.contiguous();
             fwd = Kernels.biasGeluTrain(xd, bd, tanh, overwrite);
         }
         return AutogradSplice.attach("biasGelu", fwd.y(), new Tensor[] {x, bias}, new Tensor[] {fwd.dgelu()},
