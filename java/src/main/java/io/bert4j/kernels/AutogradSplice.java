@@ -24,39 +24,39 @@ import java.util.List;
  *
  * <h2>The graph</h2>
  * For {@code y = f(x1, ..., xn)} computed by a fused kernel without recording, with {@code s} a
- * private leaf of shape [0, y.size(1), ...] (the sentinel) and {@code EMPTY} an empty index:
+ * private leaf of shape [0, y.size(1), ...] (the sentinel, no elements) and {@code EMPTY} an
+ * empty index:
  * <pre>
- *   vi = xi.view(xi.sizes())          // per input that requires grad: a private alias, hook i on it
- *   y.index_add_(0, EMPTY, s [+ vc.sum() + ...])   // in place, O(1): node N1
- *   N1.set_next_edge(0, Edge(v1.grad_fn(), 0))     // when x1 is shaped like y (x, q)
- *   per slot input i (shaped like y's trailing dimensions, e.g. a bias):
- *     y.index_add_(0, EMPTY, s)                    // node Ni, self edge -> the previous node
- *     Ni.set_next_edge(1, Edge(vi.grad_fn(), 0))   // source edge -> vi instead of s
+ *   vi  = xi.view(xi.sizes())        // per input that requires grad: a private alias, hook i on it
+ *   src = s + vb + ... + vc.sum() + ... // vb: inputs that broadcast to s's shape (a bias), as
+ *                                    //   they are; vc: the others (k, v of attention), 0-dim sums
+ *   y.index_add_(0, EMPTY, src)      // in place, O(1): node N = y.grad_fn()
+ *   N.set_next_edge(0, Edge(v1.grad_fn(), 0))   // when x1 is shaped like y (x, q)
  *   s.requires_grad_(false)
  *   hook on y: g = dL/dy -> kept
  *   hook on vi: (whatever arrives) -> replaced by dL/dxi; the first vi hook of a backward pass
  *               runs the fused backward on the kept g, once for all inputs
  * </pre>
- * Inputs that are neither (k and v of attention) are "carried": their 0-dim sums are added to s
- * to make N1's source. For bias + GELU (x and a bias) the splice is two empty index_add_ nodes
- * and two views: no reduction, no arithmetic node.
+ * For bias + GELU that is one {@code IndexAddBackward0}, one {@code AddBackward0} and two views:
+ * nothing of the size of x is computed in either direction.
  * Why this is correct:
  * <ul>
  * <li>{@code index_add_} with an empty index adds nothing, so y keeps the fused values, but y
- *     now has a grad_fn (the last {@code IndexAddBackward0}, recorded with y's full shape) whose
- *     inputs lead to every vi. A tensor hook on y is a pre-hook of that node: it receives
- *     exactly dL/dy, the sum of every use of y downstream, and nothing else.</li>
- * <li>An {@code IndexAddBackward0} hands its incoming gradient unchanged to its self edge and
- *     an empty [0, ...] slice of it to its source edge. y had no history, so N1's self edge is
- *     empty; the splice points it at v1's node, which libtorch's edge check accepts because x1
- *     has y's shape. A slot input's view receives the empty slice, which libtorch's edge check
- *     sums to the view's shape (zeros of the bias's size) before the view's hook replaces it.
- *     Edges are set right after each node is created, before anything uses it (libtorch
- *     refuses to change a node's edges once it has a parent).</li>
- * <li>The sentinel is the source of N1 (or of the carrier sum that is), so its
- *     {@code AccumulateGrad} node is part of the graph and holds it. It requires grad only while
- *     the nodes are recorded; afterwards that node returns at once (libtorch's AccumulateGrad
- *     does nothing for a leaf that does not require grad), so the sentinel never gets a .grad.</li>
+ *     now has a grad_fn ({@code IndexAddBackward0}, recorded with y's full shape) whose inputs
+ *     lead to every vi. A tensor hook on y is a pre-hook of that node: it receives exactly
+ *     dL/dy, the sum of every use of y downstream, and nothing else.</li>
+ * <li>The node hands its incoming gradient unchanged to its self edge and an empty [0, ...]
+ *     slice of it to its source edge. y had no history, so the self edge is empty; the splice
+ *     points it at v1's node, which libtorch's edge check accepts because x1 has y's shape. The
+ *     edge is set right after the node is created, before anything uses y (libtorch refuses to
+ *     change a node's edges once it has a parent). Through the additions the empty slice
+ *     reaches the sentinel as it is, a broadcast input as libtorch's sum of it to the input's
+ *     shape (zeros of a bias's size), a carried input as an expanded 0-dim zero; each vi hook
+ *     replaces what it receives.</li>
+ * <li>The sentinel's {@code AccumulateGrad} node is part of the graph and holds it. It requires
+ *     grad only while the graph is recorded; afterwards that node returns at once (libtorch's
+ *     AccumulateGrad does nothing for a leaf that does not require grad), so the sentinel never
+ *     gets a .grad and no gradient is copied into it.</li>
  * <li>Each vi is a fresh view used only by this splice, so the gradient arriving at vi is
  *     this op's contribution alone; a hook on vi that returns a tensor replaces it, and
  *     {@code ViewBackward0} hands the replacement to xi's own grad_fn (or accumulator), where
@@ -64,18 +64,17 @@ import java.util.List;
  *     the total of all uses of xi, which is why the private alias exists.)</li>
  * <li>Order: the engine runs a node only after all its inputs are ready and, among ready nodes,
  *     the later-created first. The vi are reachable only through y's node, so the y hook runs
- *     first. Slot views are created before N1 and v1 after it, so every index_add_ node
- *     (each holding the empty index as a saved variable) has run, and without
- *     {@code retain_graph} released it, before the first vi hook computes the gradients.
- *     That hook can therefore tell the backward whether this is the saved tensors' last use
+ *     before any vi hook, and y's node has run (and, without {@code retain_graph}, released
+ *     its saved empty index) before the first vi hook computes the gradients. That hook can
+ *     therefore tell the backward whether this is the saved tensors' last use
  *     ({@code lastUse}: the index is ours alone): if so, it may write its results over them
  *     (bias + GELU writes dx over the saved gelu', so the backward allocates no [rows, cols]
- *     buffer). When {@code torch::autograd::grad} asks for a slot input alone, N1 does not run
- *     and the saved tensors are kept until the graph is gone.</li>
+ *     buffer). v1 is created after the node and the other views before it, so v1's hook runs
+ *     first.</li>
  * <li>Cost: forward adds O(1) bookkeeping (plus, for carried inputs, one read of each); backward
- *     adds nothing of size N: the index_add_ nodes pass dL/dy through and give their source
- *     edges empty slices, and the values reaching the vi are discarded by their hooks. The
- *     dL/dy buffer is passed through untouched.</li>
+ *     adds nothing of size N: y's node passes dL/dy through and gives its source an empty
+ *     slice, and the values reaching the vi are discarded by their hooks. The dL/dy buffer is
+ *     passed through untouched.</li>
  * </ul>
  * The "seams" alternative (cut the graph and drive backward segment by segment) needs a custom
  * backward driver instead of {@code loss.backward()}, and re-entrant per-op backward calls
@@ -96,16 +95,15 @@ import java.util.List;
  *     refers to any more, pooled for later splices, up to a bound) at the next
  *     {@link #attach} or explicit {@link #reap()}.</li>
  * <li>Saved tensors are freed as soon as the graph cannot be backwarded again, like
- *     libtorch's own saved variables: the empty index is a saved variable of every
- *     {@code IndexAddBackward0} of the splice; when a vi hook runs and our handle is its only
- *     owner, libtorch released it (no {@code retain_graph}), so the saved inputs are released
- *     too. With {@code retain_graph=true} they are kept and a second backward recomputes.</li>
+ *     libtorch's own saved variables: the empty index is a saved variable of
+ *     {@code IndexAddBackward0}; when a vi hook runs and our handle is its only owner, libtorch
+ *     released it (no {@code retain_graph}), so the saved inputs are released too. With {@code retain_graph=true} they are kept and a second backward recomputes.</li>
  * <li>The gradient a vi hook returns is copied into libtorch by value; our Java handle to
  *     it is released at the same thread's next hook or attach call (a per-thread pending
  *     list), so at most one such buffer per thread outlives its use, until then. The direct
- *     input's hook runs first and the slot inputs' last (see Order above), so the one left
- *     waiting is a slot or last carried input's: FusedOps passes the large inputs first (x
- *     before bias), so what waits is a bias gradient.</li>
+ *     input's hook runs first and the others in input order (see Order above), so the one left
+ *     waiting is the last input's: FusedOps passes the large inputs first (x before bias), so
+ *     what waits is a bias gradient.</li>
  * </ul>
  * Not supported: double backward ({@code create_graph=true}): the fused backward records no
  * graph, so the hook fails with a clear message rather than return silently wrong
@@ -188,20 +186,15 @@ public final class AutogradSplice {
                 index = FREE_INDICES.pollLast();
             }
             r.index = index != null ? index : keep(torch.empty(new long[] {0}, Kernels.LONG_OPTIONS, null));
-            int[] route = routes(output, outShape, inputs, needs);
-            // Slot inputs' views first: the lowest sequence numbers, so the engine (which runs
-            // later-created nodes first among those ready) calls their hooks after every other
-            // node of the splice has run.
-            Tensor[] slotView = new Tensor[inputs.length];
-            for (int i = inputs.length - 1; i >= 0; i--) {
-                if (route[i] == SLOT) {
-                    slotView[i] = hookedView(r, inputs[i], sizes(inputs[i]), i);
-                }
-            }
-            // Carried inputs, last first, so that their hooks run in input order.
+            int[] route = routes(output, outShape, srcShape, inputs, needs);
+            // The source of index_add_: the sentinel plus, last input first (so that their hooks
+            // run in input order), each other input's view, broadcast into the empty shape when
+            // it can be (a bias), else as a 0-dim sum.
             Tensor src = r.sentinel;
             for (int i = inputs.length - 1; i >= 0; i--) {
-                if (route[i] == CARRIED) {
+                if (route[i] == BROADCAST) {
+                    src = src.add(hookedView(r, inputs[i], sizes(inputs[i]), i));
+                } else if (route[i] == CARRIED) {
                     src = src.add(hookedView(r, inputs[i], sizes(inputs[i]), i).sum());
                 }
             }
@@ -212,14 +205,6 @@ public final class AutogradSplice {
                 // the view's hook replaces it with dL/dx. Created after the node, so it runs first.
                 Tensor v = hookedView(r, inputs[0], outShape, 0);
                 output.grad_fn().set_next_edge(0, new Edge(v.grad_fn(), 0));
-            }
-            for (int i = inputs.length - 1; i >= 0; i--) {
-                if (route[i] == SLOT) {
-                    // One more empty index_add_ (self edge: the previous node) whose source edge
-                    // goes to input i's view instead of the sentinel.
-                    output.index_add_(0, r.index, r.sentinel);
-                    output.grad_fn().set_next_edge(1, new Edge(slotView[i].grad_fn(), 0));
-                }
             }
             // From now on the sentinel's AccumulateGrad returns at once (a leaf that does not
             // require grad gets no .grad) while the node keeps holding it.
@@ -232,18 +217,18 @@ public final class AutogradSplice {
         return output;
     }
 
-    private static final int NONE = 0, DIRECT = 1, SLOT = 2, CARRIED = 3;
+    private static final int NONE = 0, DIRECT = 1, BROADCAST = 2, CARRIED = 3;
 
     /**
-     * How each input joins the graph: DIRECT (input 0 shaped like the output: the first node's
-     * self edge), SLOT (shaped like the output's trailing dimensions, e.g. a bias: the source
-     * edge of an index_add_ of its own, whose [0, ...] gradient libtorch sums to the input's
-     * shape, a few zeros), CARRIED (anything else: a 0-dim sum added to the sentinel).
-     * DIRECT and SLOT also need the output's dtype and device kind, which libtorch's edge check
-     * would otherwise cast or refuse (dtypes compared as TypeMeta, as Kernels checks them:
-     * JavaCPP's ScalarType objects are not canonical).
+     * How each input joins the graph: DIRECT (input 0 shaped like the output: the node's own
+     * self edge), BROADCAST (a shape that broadcasts to the empty source shape, e.g. a bias:
+     * added to the sentinel as it is, an empty result; its gradient is libtorch's sum of an
+     * empty slice, a few zeros), CARRIED (anything else: a 0-dim sum added to the sentinel).
+     * DIRECT and BROADCAST also need the output's dtype and device kind, which libtorch's edge
+     * check would otherwise cast or refuse (dtypes compared as TypeMeta, as Kernels checks
+     * them: JavaCPP's ScalarType objects are not canonical).
      */
-    private static int[] routes(Tensor output, long[] outShape, Tensor[] inputs, boolean[] needs) {
+    private static int[] routes(Tensor output, long[] outShape, long[] srcShape, Tensor[] inputs, boolean[] needs) {
         int[] route = new int[inputs.length];
         for (int i = 0; i < inputs.length; i++) {
             if (!needs[i]) {
@@ -254,14 +239,27 @@ public final class AutogradSplice {
             boolean like = inputs[i].dtype().equals(output.dtype()) && inputs[i].is_cuda() == output.is_cuda();
             if (i == 0 && like && Arrays.equals(shape, outShape)) {
                 route[i] = DIRECT;
-            } else if (like && shape.length < outShape.length && Arrays.equals(shape,
-                    Arrays.copyOfRange(outShape, outShape.length - shape.length, outShape.length))) {
-                route[i] = SLOT;
+            } else if (like && broadcastsTo(shape, srcShape)) {
+                route[i] = BROADCAST;
             } else {
                 route[i] = CARRIED;
             }
         }
         return route;
+    }
+
+    /** Whether a tensor of {@code shape} broadcasts to {@code target} (numpy rules). */
+    static boolean broadcastsTo(long[] shape, long[] target) {
+        if (shape.length > target.length) {
+            return false;
+        }
+        for (int i = 1; i <= shape.length; i++) {
+            long s = shape[shape.length - i];
+            if (s != 1 && s != target[target.length - i]) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** A private view of input i with the splice's input hook i on it. */

@@ -152,36 +152,46 @@ class BiasGeluAutogradTest {
 
     /**
      * The graph the splice records: x (shaped like y) hangs directly off y's node through its
-     * private view, the bias through a second empty index_add_'s source edge to its own view:
-     * no reduction, no carrier.
+     * private view, the bias's view is added (broadcast, an empty result) to the sentinel on the
+     * node's source edge: no reduction, nothing of x's size.
      */
     @Test
-    void inputsAreLinkedThroughTheOutputsNodesWithoutAReduction() {
+    void inputsAreLinkedThroughTheOutputsNodeWithoutAReduction() {
         try (PointerScope scope = new PointerScope()) {
             Tensor x = leaf(torch.randn(6, 10)), b = leaf(torch.randn(10));
             Tensor y = FusedOps.biasGelu(x, b, false);
-            // y <- bias's index_add_ <- the first index_add_, whose self edge leads to x
-            Node toBias = y.grad_fn();
-            assertEquals("IndexAddBackward0", name(toBias));
-            Node first = toBias.next_edge(0).function();
-            assertEquals("IndexAddBackward0", name(first));
-            Node viewOfB = toBias.next_edge(1).function();
-            assertEquals("ViewBackward0", name(viewOfB));
-            assertEquals(ACCUMULATE, name(viewOfB.next_edge(0).function()));
-            Node viewOfX = first.next_edge(0).function();
+            Node node = y.grad_fn();
+            assertEquals("IndexAddBackward0", name(node));
+            Node viewOfX = node.next_edge(0).function();
             assertEquals("ViewBackward0", name(viewOfX));
             assertEquals(ACCUMULATE, name(viewOfX.next_edge(0).function()));
-            // the sentinel: a leaf of the splice's own, straight on the first node's source edge
-            assertEquals(ACCUMULATE, name(first.next_edge(1).function()));
-            // x frozen: nothing on the first node's self edge, the bias still reached
+            Node add = node.next_edge(1).function();
+            assertEquals("AddBackward0", name(add));
+            assertEquals(ACCUMULATE, name(add.next_edge(0).function()), "the sentinel, a leaf of the splice's own");
+            Node viewOfB = add.next_edge(1).function();
+            assertEquals("ViewBackward0", name(viewOfB));
+            assertEquals(ACCUMULATE, name(viewOfB.next_edge(0).function()));
+            // x frozen: nothing on the self edge, the bias still reached
             Tensor y2 = FusedOps.biasGelu(x.detach(), b, false);
-            assertEquals("ViewBackward0", name(y2.grad_fn().next_edge(1).function()));
-            assertFalse(y2.grad_fn().next_edge(0).function().next_edge(0).is_valid(), "a frozen x must get no edge");
-            // bias frozen: one node, x on its self edge
+            assertFalse(y2.grad_fn().next_edge(0).is_valid(), "a frozen x must get no edge");
+            assertEquals("ViewBackward0", name(y2.grad_fn().next_edge(1).function().next_edge(1).function()));
+            // bias frozen: the sentinel alone on the source edge
             Tensor y3 = FusedOps.biasGelu(x, b.detach(), false);
             assertEquals("ViewBackward0", name(y3.grad_fn().next_edge(0).function()));
             assertEquals(ACCUMULATE, name(y3.grad_fn().next_edge(1).function()));
         }
+    }
+
+    @Test
+    void broadcastRuleOfTheSplice() {
+        long[] src = {0, 4, 10};
+        assertTrue(AutogradSplice.broadcastsTo(new long[] {10}, src));
+        assertTrue(AutogradSplice.broadcastsTo(new long[] {4, 10}, src));
+        assertTrue(AutogradSplice.broadcastsTo(new long[] {1, 1, 10}, src));
+        assertTrue(AutogradSplice.broadcastsTo(new long[] {}, src));
+        assertFalse(AutogradSplice.broadcastsTo(new long[] {3, 4, 10}, src), "3 rows do not broadcast to 0");
+        assertFalse(AutogradSplice.broadcastsTo(new long[] {5, 10}, src));
+        assertFalse(AutogradSplice.broadcastsTo(new long[] {1, 0, 4, 10}, src), "more dimensions than the target");
     }
 
     private static final String ACCUMULATE = "torch::autograd::AccumulateGrad";
@@ -192,8 +202,8 @@ class BiasGeluAutogradTest {
 
     /**
      * torch::autograd::grad for one input only: the engine then runs only the nodes on that
-     * input's path (for the bias, not the first index_add_ or x's view), and the splice must
-     * still hand out the right gradient and let go of everything once the graph is gone.
+     * input's path (for the bias, not x's view, whose hook otherwise runs first), and the splice
+     * must still hand out the right gradient and let go of everything once the graph is gone.
      */
     @Test
     void gradForOneInputOnly() {
