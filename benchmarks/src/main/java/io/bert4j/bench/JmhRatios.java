@@ -33,6 +33,11 @@ import java.util.Map;
  * failures, and the process exits with status 1 when any failed, so a regression in the
  * kernels or the encoder's hot path shows up as a failed expectation in the benchmark report.
  *
+ * <p>Paired benchmarks (no {@code impl} param; e.g. {@link BiasGeluPairedBenchmark}) run every
+ * impl in the same invocations and report each one's time as a secondary result
+ * {@code <impl>Ns} (with {@code calls} counting the invocations): they are compared the same
+ * way, per shape, as µs per op, with the spread over iterations taken pair by pair.
+ *
  * <p>{@code -Dbench.rounds=N} (default 1) runs the whole selection N times, every other round
  * with the impls in reverse order, and reports per shape the median of the N per-round
  * speed-ups with their min/max as the spread; expectations are checked against the median. On
@@ -92,8 +97,8 @@ public final class JmhRatios {
         if (rounds < 1) {
             throw new IllegalArgumentException("-Dbench.rounds must be at least 1, got " + rounds);
         }
-        // name -> impl -> one result per round
-        Map<String, Map<String, List<Result<?>>>> groups = new LinkedHashMap<>();
+        // name -> impl -> one sample per round
+        Map<String, Map<String, List<Sample>>> groups = new LinkedHashMap<>();
         List<String> impls = new ArrayList<>();
         for (int round = 0; round < rounds; round++) {
             String[] roundArgs = args;
@@ -110,12 +115,6 @@ public final class JmhRatios {
             for (RunResult r : new Runner(new CommandLineOptions(roundArgs)).run()) {
                 var p = r.getParams();
                 String impl = p.getParam("impl");
-                if (impl == null) {
-                    continue;
-                }
-                if (round == 0 && !impls.contains(impl)) {
-                    impls.add(impl);
-                }
                 List<String> key = new ArrayList<>();
                 for (String k : p.getParamsKeys()) {
                     if (!k.equals("impl")) {
@@ -123,8 +122,22 @@ public final class JmhRatios {
                     }
                 }
                 String name = p.getBenchmark().replaceFirst("^.*\\.(\\w+\\.\\w+)$", "$1") + " " + String.join(" ", key);
-                groups.computeIfAbsent(name, n -> new LinkedHashMap<>())
-                        .computeIfAbsent(impl, i -> new ArrayList<>()).add(r.getPrimaryResult());
+                Map<String, List<Sample>> byImpl = groups.computeIfAbsent(name, n -> new LinkedHashMap<>());
+                if (impl != null) {
+                    if (round == 0 && !impls.contains(impl)) {
+                        impls.add(impl);
+                    }
+                    byImpl.computeIfAbsent(impl, i -> new ArrayList<>()).add(Sample.of(r));
+                } else {
+                    // A paired benchmark: one secondary result "<impl>Ns" per impl, measured in
+                    // the same invocations.
+                    for (String label : r.getSecondaryResults().keySet()) {
+                        if (label.endsWith("Ns")) {
+                            byImpl.computeIfAbsent(label.substring(0, label.length() - 2), i -> new ArrayList<>())
+                                    .add(Sample.ofSecondary(r, label));
+                        }
+                    }
+                }
             }
         }
         List<String> table = new ArrayList<>();
@@ -137,7 +150,7 @@ public final class JmhRatios {
             if (refName == null) {
                 return;
             }
-            List<Result<?>> refs = byImpl.get(refName);
+            List<Sample> refs = byImpl.get(refName);
             byImpl.forEach((impl, results) -> {
                 if (impl.equals(refName)) {
                     return;  // bert4j's torch mode is not a reference when ORT is present
@@ -146,28 +159,26 @@ public final class JmhRatios {
                 double[] speedups = new double[n];
                 double lo = Double.POSITIVE_INFINITY, hi = 0;
                 for (int i = 0; i < n; i++) {
-                    Result<?> res = results.get(i), ref = refs.get(i);
-                    boolean higherIsBetter = res.getScoreUnit().endsWith("/s");  // ops/s: throughput; ms/op: time
-                    double ratio = res.getScore() / ref.getScore();
-                    speedups[i] = higherIsBetter ? ratio : 1 / ratio;            // > 1: bert4j faster
+                    Sample res = results.get(i), ref = refs.get(i);
+                    speedups[i] = res.speedupOver(ref);
                     if (n == 1) {  // one round: the spread over its measurement iterations
-                        var rs = res.getStatistics();
-                        var fs = ref.getStatistics();
-                        lo = higherIsBetter ? rs.getMin() / fs.getMax() : fs.getMin() / rs.getMax();
-                        hi = higherIsBetter ? rs.getMax() / fs.getMin() : fs.getMax() / rs.getMin();
+                        double[] spread = res.iterationSpread(ref);
+                        lo = spread[0];
+                        hi = spread[1];
                     } else {
                         lo = Math.min(lo, speedups[i]);
                         hi = Math.max(hi, speedups[i]);
                     }
                 }
                 double speedup = median(speedups);
-                Result<?> res = results.get(0), ref = refs.get(0);
-                double score = median(results.stream().mapToDouble(Result::getScore).toArray());
-                double refScore = median(refs.stream().mapToDouble(Result::getScore).toArray());
+                Sample res = results.get(0), ref = refs.get(0);
+                double score = median(results.stream().mapToDouble(Sample::score).toArray());
+                double refScore = median(refs.stream().mapToDouble(Sample::score).toArray());
                 System.out.printf(Locale.ROOT, "%-70s %-6s %-5s %8.3f±%-5.3f %8.3f±%-5.3f %8.3f  %s %.2fx faster; speed-up %.2fx [%.2f–%.2f] (%s)%s%n",
-                        name, impl, refName, score, n == 1 ? res.getScoreError() : 0, refScore, n == 1 ? ref.getScoreError() : 0,
-                        res.getScoreUnit().endsWith("/s") ? speedup : 1 / speedup, speedup >= 1 ? "bert4j" : refName, speedup >= 1 ? speedup : 1 / speedup, speedup, lo, hi,
-                        res.getScoreUnit(), n > 1 ? " rounds " + Arrays.toString(round2(speedups)) : "");
+                        name, impl, refName, score, n == 1 ? res.error() : 0, refScore, n == 1 ? ref.error() : 0,
+                        res.higherIsBetter() ? speedup : 1 / speedup, speedup >= 1 ? "bert4j" : refName,
+                        speedup >= 1 ? speedup : 1 / speedup, speedup, lo, hi,
+                        res.unit(), n > 1 ? " rounds " + Arrays.toString(round2(speedups)) : "");
                 String verdict = "";
                 for (Expectation e : expectations) {
                     if (e.matches(name + " impl=" + impl)) {
@@ -181,7 +192,7 @@ public final class JmhRatios {
                     }
                 }
                 table.add(String.format(Locale.ROOT, "| %s | %s | %.3f %s | %s | %.3f | **%.2f×** | %.2f–%.2f | %s |", name, impl,
-                        score, res.getScoreUnit(), refName, refScore, speedup, lo, hi, verdict));
+                        score, res.unit(), refName, refScore, speedup, lo, hi, verdict));
             });
         });
         if (!table.isEmpty()) {
@@ -196,6 +207,67 @@ public final class JmhRatios {
             System.out.println(failures.size() + " expectation(s) failed:");
             failures.forEach(f -> System.out.println("  FAIL " + f));
             System.exit(1);
+        }
+    }
+
+    /**
+     * One impl's measurement in one round: its score and unit, JMH's error, and its per-iteration
+     * scores. {@code paired}: a secondary result {@code <impl>Ns} of a paired benchmark (time
+     * per op over the iteration, the same ops on each side), whose iterations pair up with the
+     * reference's.
+     */
+    record Sample(double score, double error, String unit, double[] iterations, boolean paired) {
+        static Sample of(RunResult r) {
+            Result<?> p = r.getPrimaryResult();
+            double[] its = r.getBenchmarkResults().stream()
+                    .flatMap(b -> b.getIterationResults().stream())
+                    .mapToDouble(it -> it.getPrimaryResult().getScore()).toArray();
+            return new Sample(p.getScore(), p.getScoreError(), p.getScoreUnit(), its, false);
+        }
+
+        static Sample ofSecondary(RunResult r, String label) {
+            // µs per op when the benchmark counts its invocations ("calls"), else total ns
+            boolean perCall = r.getSecondaryResults().containsKey("calls");
+            double[] its = r.getBenchmarkResults().stream()
+                    .flatMap(b -> b.getIterationResults().stream())
+                    .mapToDouble(it -> it.getSecondaryResults().get(label).getScore()
+                            / (perCall ? it.getSecondaryResults().get("calls").getScore() * 1e3 : 1))
+                    .toArray();
+            double total = r.getBenchmarkResults().stream()
+                    .flatMap(b -> b.getIterationResults().stream())
+                    .mapToDouble(it -> it.getSecondaryResults().get(label).getScore()).sum();
+            double calls = perCall ? r.getBenchmarkResults().stream()
+                    .flatMap(b -> b.getIterationResults().stream())
+                    .mapToDouble(it -> it.getSecondaryResults().get("calls").getScore()).sum() : 0;
+            return perCall ? new Sample(total / calls / 1e3, 0, "us/op (paired)", its, true)
+                    : new Sample(total, 0, "ns (paired)", its, true);
+        }
+
+        boolean higherIsBetter() {
+            return unit.endsWith("/s");  // ops/s: throughput; ms/op or paired ns: time
+        }
+
+        /** Reference time / this time (or this throughput / the reference's): > 1, bert4j faster. */
+        double speedupOver(Sample ref) {
+            double ratio = score / ref.score;
+            return higherIsBetter() ? ratio : 1 / ratio;
+        }
+
+        /** {min, max} speed-up over the iterations: paired iteration by iteration, else extremes. */
+        double[] iterationSpread(Sample ref) {
+            if (paired && ref.paired && iterations.length == ref.iterations.length) {
+                double lo = Double.POSITIVE_INFINITY, hi = 0;
+                for (int i = 0; i < iterations.length; i++) {
+                    double s = ref.iterations[i] / iterations[i];
+                    lo = Math.min(lo, s);
+                    hi = Math.max(hi, s);
+                }
+                return new double[] {lo, hi};
+            }
+            double min = Arrays.stream(iterations).min().orElse(score), max = Arrays.stream(iterations).max().orElse(score);
+            double refMin = Arrays.stream(ref.iterations).min().orElse(ref.score);
+            double refMax = Arrays.stream(ref.iterations).max().orElse(ref.score);
+            return higherIsBetter() ? new double[] {min / refMax, max / refMin} : new double[] {refMin / max, refMax / min};
         }
     }
 
