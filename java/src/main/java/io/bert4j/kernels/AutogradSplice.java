@@ -13,8 +13,10 @@ import org.bytedeco.pytorch.global.torch;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Puts a fused op with a hand-written backward into libtorch autograd, so that an ordinary
@@ -91,8 +93,8 @@ import java.util.List;
  * <li>Graph death is observed through the sentinel: the sentinel's {@code AccumulateGrad}
  *     node holds it strongly for the node's lifetime, so {@code sentinel.use_count() == 1}
  *     (our handle only) means no node of the graph is left and nothing can call the hooks.
- *     Dead records are reaped (tensors released; the hooks and the empty index, which no node
- *     refers to any more, pooled for later splices, up to a bound) at the next
+ *     Dead records are reaped (tensors released; the hooks, the empty index and the sentinel,
+ *     which no node refers to any more, pooled for later splices, up to a bound) at the next
  *     {@link #attach} or explicit {@link #reap()}.</li>
  * <li>Saved tensors are freed as soon as the graph cannot be backwarded again, like
  *     libtorch's own saved variables: the empty index is a saved variable of
@@ -132,6 +134,9 @@ public final class AutogradSplice {
     /** Hooks and empty indices of reaped splices, bound to later ones (guarded by LIVE). */
     private static final ArrayDeque<Hook> FREE_HOOKS = new ArrayDeque<>();
     private static final ArrayDeque<Tensor> FREE_INDICES = new ArrayDeque<>();
+    /** Sentinels of reaped splices by shape ([0, ...]), for later splices of the same shape. */
+    private static final Map<List<Long>, ArrayDeque<Tensor>> FREE_SENTINELS = new HashMap<>();
+    private static int freeSentinels;
     private static final int MAX_FREE = 256;
     /**
      * Gradients a hook returned on this thread: libtorch copies a hook's result after the Java
@@ -179,12 +184,20 @@ public final class AutogradSplice {
             long[] srcShape = outShape.clone();
             srcShape[0] = 0; // index_add_'s source: [0, ...], adds nothing
             // The sentinel: a private leaf with no elements, the source of the first index_add_.
-            r.sentinel = keep(torch.empty(srcShape, Kernels.FLOAT_OPTIONS, null));
-            r.sentinel.requires_grad_(true);
+            r.sentinelShape = boxed(srcShape);
             Tensor index;
+            Tensor sentinel;
+        List<Long> sentinelShape;
             synchronized (LIVE) {
                 index = FREE_INDICES.pollLast();
+                ArrayDeque<Tensor> same = FREE_SENTINELS.get(r.sentinelShape);
+                sentinel = same == null ? null : same.pollLast();
+                if (sentinel != null) {
+                    freeSentinels--;
+                }
             }
+            r.sentinel = sentinel != null ? sentinel : keep(torch.empty(srcShape, Kernels.FLOAT_OPTIONS, null));
+            r.sentinel.requires_grad_(true);
             r.index = index != null ? index : keep(torch.empty(new long[] {0}, Kernels.LONG_OPTIONS, null));
             int[] route = routes(output, outShape, srcShape, inputs, needs);
             // The source of index_add_: the sentinel plus, last input first (so that their hooks
@@ -308,7 +321,7 @@ public final class AutogradSplice {
         if (dead.isEmpty()) {
             return;
         }
-        // Their hooks and indices are no longer referenced by any node: pooled for reuse.
+        // Their hooks, indices and sentinels are no longer referenced by any node: pooled for reuse.
         List<Pointer> surplus = new ArrayList<>();
         synchronized (LIVE) {
             for (Record r : dead) {
@@ -327,6 +340,15 @@ public final class AutogradSplice {
                     surplus.add(r.index);
                 }
                 r.index = null;
+                // The sentinel: no node holds it any more, it does not require grad and never got
+                // a .grad, so a later splice of the same shape can take it as it is.
+                if (freeSentinels < MAX_FREE) {
+                    FREE_SENTINELS.computeIfAbsent(r.sentinelShape, k -> new ArrayDeque<>()).addLast(r.sentinel);
+                    freeSentinels++;
+                } else {
+                    surplus.add(r.sentinel);
+                }
+                r.sentinel = null;
             }
         }
         surplus.forEach(AutogradSplice::release);
@@ -371,6 +393,14 @@ public final class AutogradSplice {
         todo.forEach(AutogradSplice::release);
     }
 
+    private static List<Long> boxed(long[] v) {
+        List<Long> out = new ArrayList<>(v.length);
+        for (long x : v) {
+            out.add(x);
+        }
+        return out;
+    }
+
     static long[] sizes(Tensor t) {
         long[] s = new long[(int) t.dim()];
         for (int d = 0; d < s.length; d++) {
@@ -388,6 +418,7 @@ public final class AutogradSplice {
         Tensor gradOutput;        // dL/dy, kept by the output hook until the first input hook
         final Tensor[] grads;     // computed by the first input hook, handed out by each
         Tensor sentinel;
+        List<Long> sentinelShape;
         Tensor index;
         final List<Hook> hooks = new ArrayList<>();
 
@@ -482,8 +513,7 @@ public final class AutogradSplice {
         synchronized void releaseAll() {
             releaseSaved();
             clearGrads();
-            release(sentinel); // hooks and index: pooled by reap()
-            sentinel = null;
+            // hooks, index and sentinel: pooled by reap()
         }
     }
 
