@@ -183,11 +183,10 @@ public final class AutogradSplice {
             long[] outShape = sizes(output);
             long[] srcShape = outShape.clone();
             srcShape[0] = 0; // index_add_'s source: [0, ...], adds nothing
-            // The sentinel: a private leaf with no elements, the source of the first index_add_.
+            // The sentinel: a private leaf with no elements, index_add_'s source (pooled by shape).
             r.sentinelShape = boxed(srcShape);
             Tensor index;
             Tensor sentinel;
-        List<Long> sentinelShape;
             synchronized (LIVE) {
                 index = FREE_INDICES.pollLast();
                 ArrayDeque<Tensor> same = FREE_SENTINELS.get(r.sentinelShape);
