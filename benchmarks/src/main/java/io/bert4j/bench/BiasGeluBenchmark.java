@@ -44,42 +44,14 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 2, time = 1)
 @Measurement(iterations = 3, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"-Xmx2g"})
-public class BiasGeluBenchmark {
-
-    /** minilm: cols 1536; base: cols 3072. */
-    @Param({"minilm", "base"})
-    public String model;
-
-    /** B·S tokens. */
-    @Param({"128", "1024", "4096"})
-    public int rows;
-
-    @Param({"exact", "tanh"})
-    public String gelu;
+public class BiasGeluBenchmark extends BiasGeluShapes {
 
     @Param({"fused", "torch"})
     public String impl;
 
-    @Param({"2"})
-    public int threads;
-
-    private Tensor x, w;   // [rows, cols]
-    private Tensor bias;   // [cols]
-    private boolean tanh;
-
     @Setup(Level.Trial)
     public void setUp() {
-        Bert4jRunner.setThreads(threads);
-        int cols = KernelInputs.intermediate(model);
-        torch.manual_seed(1234);
-        x = torch.randn(rows, cols);
-        w = torch.randn(rows, cols);
-        bias = torch.randn(cols);
-        tanh = switch (gelu) {
-            case "exact" -> false;
-            case "tanh" -> true;
-            default -> throw new IllegalArgumentException("gelu must be exact or tanh, got " + gelu);
-        };
+        setUpInputs();
         if (!impl.equals("fused") && !impl.equals("torch")) {
             throw new IllegalArgumentException("impl must be fused or torch, got " + impl);
         }

@@ -16,7 +16,6 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -47,25 +46,8 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 5, time = 1)
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"-Xmx2g"})
-public class BiasGeluPairedBenchmark {
+public class BiasGeluPairedBenchmark extends BiasGeluShapes {
 
-    /** minilm: cols 1536; base: cols 3072. */
-    @Param({"minilm", "base"})
-    public String model;
-
-    /** B·S tokens. */
-    @Param({"128", "1024", "4096"})
-    public int rows;
-
-    @Param({"exact", "tanh"})
-    public String gelu;
-
-    @Param({"2"})
-    public int threads;
-
-    private Tensor x, w;   // [rows, cols]
-    private Tensor bias;   // [cols]
-    private boolean tanh;
     private boolean fusedFirst;
 
     /** Nanoseconds spent in each impl during the iteration (JMH secondary results). */
@@ -87,17 +69,7 @@ public class BiasGeluPairedBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() {
-        Bert4jRunner.setThreads(threads);
-        int cols = KernelInputs.intermediate(model);
-        torch.manual_seed(1234);
-        x = torch.randn(rows, cols);
-        w = torch.randn(rows, cols);
-        bias = torch.randn(cols);
-        tanh = switch (gelu) {
-            case "exact" -> false;
-            case "tanh" -> true;
-            default -> throw new IllegalArgumentException("gelu must be exact or tanh, got " + gelu);
-        };
+        setUpInputs();
     }
 
     @Benchmark
