@@ -1,13 +1,5 @@
 package io.bert4j.bench;
 
-import io.bert4j.kernels.FusedOps;
-import io.bert4j.kernels.Kernels;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.InferenceMode;
-import org.bytedeco.pytorch.BoolOptional;
-import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorArrayRefOptional;
-import org.bytedeco.pytorch.global.torch;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -28,10 +20,10 @@ import java.util.concurrent.TimeUnit;
  * width: 1536 MiniLM, 3072 BERT-base), exact erf or tanh GELU: bert4j's fused kernel
  * ({@code impl=fused}) against libtorch {@code gelu(x + b)} ({@code impl=torch}, the reference).
  *
- * <p>{@code forward}: {@link Kernels#biasGelu} vs {@code torch.gelu(x.add(b))}, no autograd.
+ * <p>{@code forward}: {@link io.bert4j.kernels.Kernels#biasGelu} vs {@code torch.gelu(x.add(b))}, no autograd.
  * {@code forwardBackward}: the op's forward, then {@code y.backward(w)} (w: a fixed random dL/dy,
  * as the layer above hands it to autograd) to x and bias through libtorch autograd on both sides —
- * {@link FusedOps#biasGelu} splices the fused backward in, libtorch records add + gelu. No loss
+ * {@link io.bert4j.kernels.FusedOps#biasGelu} splices the fused backward in, libtorch records add + gelu. No loss
  * reduction is timed: an earlier version timed {@code sum(y * w).backward()}, whose extra
  * elementwise product and reduction cost the same on both sides and diluted the ratio. Same
  * thread count on both.
@@ -59,22 +51,11 @@ public class BiasGeluBenchmark extends BiasGeluShapes {
 
     @Benchmark
     public long forward() {
-        try (PointerScope scope = new PointerScope(); InferenceMode guard = new InferenceMode()) {
-            Tensor y = impl.equals("fused") ? Kernels.biasGelu(x, bias, tanh)
-                    : torch.gelu(x.add(bias), tanh ? "tanh" : "none");
-            return y.size(0);
-        }
+        return forwardOp(impl.equals("fused"));
     }
 
     @Benchmark
     public double forwardBackward() {
-        try (PointerScope scope = new PointerScope()) {
-            Tensor xl = x.detach().requires_grad_(true);   // fresh leaves: no grad accumulation
-            Tensor bl = bias.detach().requires_grad_(true);
-            Tensor y = impl.equals("fused") ? FusedOps.biasGelu(xl, bl, tanh)
-                    : torch.gelu(xl.add(bl), tanh ? "tanh" : "none");
-            y.backward(w, new BoolOptional(), false, new TensorArrayRefOptional());
-            return xl.grad().size(0) + bl.grad().size(0);
-        }
+        return forwardBackwardOp(impl.equals("fused"));
     }
 }

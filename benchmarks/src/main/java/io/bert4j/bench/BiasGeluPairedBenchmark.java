@@ -1,13 +1,5 @@
 package io.bert4j.bench;
 
-import io.bert4j.kernels.FusedOps;
-import io.bert4j.kernels.Kernels;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.BoolOptional;
-import org.bytedeco.pytorch.InferenceMode;
-import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorArrayRefOptional;
-import org.bytedeco.pytorch.global.torch;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -73,47 +65,31 @@ public class BiasGeluPairedBenchmark extends BiasGeluShapes {
     }
 
     @Benchmark
-    public long forward(Times t) {
-        fusedFirst = !fusedFirst;
-        t.calls++;
-        long n = 0;
-        for (int k = 0; k < 2; k++) {
-            boolean fused = (k == 0) == fusedFirst;
-            long t0 = System.nanoTime();
-            try (PointerScope scope = new PointerScope(); InferenceMode guard = new InferenceMode()) {
-                Tensor y = fused ? Kernels.biasGelu(x, bias, tanh) : torch.gelu(x.add(bias), tanh ? "tanh" : "none");
-                n += y.size(0);
-            }
-            add(t, fused, System.nanoTime() - t0);
-        }
-        return n;
+    public double forward(Times t) {
+        return pair(t, this::forwardOp);
     }
 
     @Benchmark
     public double forwardBackward(Times t) {
+        return pair(t, this::forwardBackwardOp);
+    }
+
+    /** One op of each impl, in alternating order from call to call, each timed into t. */
+    private double pair(Times t, java.util.function.ToDoubleFunction<Boolean> op) {
         fusedFirst = !fusedFirst;
         t.calls++;
         double n = 0;
         for (int k = 0; k < 2; k++) {
             boolean fused = (k == 0) == fusedFirst;
             long t0 = System.nanoTime();
-            try (PointerScope scope = new PointerScope()) {
-                Tensor xl = x.detach().requires_grad_(true);   // fresh leaves: no grad accumulation
-                Tensor bl = bias.detach().requires_grad_(true);
-                Tensor y = fused ? FusedOps.biasGelu(xl, bl, tanh) : torch.gelu(xl.add(bl), tanh ? "tanh" : "none");
-                y.backward(w, new BoolOptional(), false, new TensorArrayRefOptional());
-                n += xl.grad().size(0) + bl.grad().size(0);
+            n += op.applyAsDouble(fused);
+            long ns = System.nanoTime() - t0;
+            if (fused) {
+                t.fusedNs += ns;
+            } else {
+                t.torchNs += ns;
             }
-            add(t, fused, System.nanoTime() - t0);
         }
         return n;
-    }
-
-    private static void add(Times t, boolean fused, long ns) {
-        if (fused) {
-            t.fusedNs += ns;
-        } else {
-            t.torchNs += ns;
-        }
     }
 }

@@ -226,25 +226,27 @@ public final class JmhRatios {
         }
 
         static Sample ofSecondary(RunResult r, String label) {
-            // µs per op when the benchmark counts its invocations ("calls"), else total ns
-            boolean perCall = r.getSecondaryResults().containsKey("calls");
-            double[] its = r.getBenchmarkResults().stream()
-                    .flatMap(b -> b.getIterationResults().stream())
-                    .mapToDouble(it -> it.getSecondaryResults().get(label).getScore()
-                            / (perCall ? it.getSecondaryResults().get("calls").getScore() * 1e3 : 1))
-                    .toArray();
-            double total = r.getBenchmarkResults().stream()
-                    .flatMap(b -> b.getIterationResults().stream())
-                    .mapToDouble(it -> it.getSecondaryResults().get(label).getScore()).sum();
-            double calls = perCall ? r.getBenchmarkResults().stream()
-                    .flatMap(b -> b.getIterationResults().stream())
-                    .mapToDouble(it -> it.getSecondaryResults().get("calls").getScore()).sum() : 0;
-            return perCall ? new Sample(total / calls / 1e3, 0, "us/op (paired)", its, true)
-                    : new Sample(total, 0, "ns (paired)", its, true);
+            if (!r.getSecondaryResults().containsKey("calls")) {
+                throw new IllegalStateException(r.getParams().getBenchmark() + ": a paired benchmark must count its"
+                        + " invocations in a secondary result 'calls' next to '" + label + "'");
+            }
+            List<Double> perOp = new ArrayList<>();
+            double ns = 0, calls = 0;
+            for (var b : r.getBenchmarkResults()) {
+                for (var it : b.getIterationResults()) {
+                    double itNs = it.getSecondaryResults().get(label).getScore();
+                    double itCalls = it.getSecondaryResults().get("calls").getScore();
+                    perOp.add(itNs / itCalls / 1e3);
+                    ns += itNs;
+                    calls += itCalls;
+                }
+            }
+            return new Sample(ns / calls / 1e3, 0, "us/op (paired)",
+                    perOp.stream().mapToDouble(Double::doubleValue).toArray(), true);
         }
 
         boolean higherIsBetter() {
-            return unit.endsWith("/s");  // ops/s: throughput; ms/op or paired ns: time
+            return unit.endsWith("/s");  // ops/s: throughput; ms/op, us/op: time
         }
 
         /** Reference time / this time (or this throughput / the reference's): > 1, bert4j faster. */

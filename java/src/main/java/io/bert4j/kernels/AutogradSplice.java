@@ -184,7 +184,7 @@ public final class AutogradSplice {
             long[] srcShape = outShape.clone();
             srcShape[0] = 0; // index_add_'s source: [0, ...], adds nothing
             // The sentinel: a private leaf with no elements, index_add_'s source (pooled by shape).
-            r.sentinelShape = boxed(srcShape);
+            r.sentinelShape = Arrays.stream(srcShape).boxed().toList();
             Tensor index;
             Tensor sentinel;
             synchronized (LIVE) {
@@ -198,16 +198,20 @@ public final class AutogradSplice {
             r.sentinel = sentinel != null ? sentinel : keep(torch.empty(srcShape, Kernels.FLOAT_OPTIONS, null));
             r.sentinel.requires_grad_(true);
             r.index = index != null ? index : keep(torch.empty(new long[] {0}, Kernels.LONG_OPTIONS, null));
-            int[] route = routes(output, outShape, srcShape, inputs, needs);
+            long[][] shapes = new long[inputs.length][];
+            for (int i = 0; i < inputs.length; i++) {
+                shapes[i] = needs[i] ? sizes(inputs[i]) : null;
+            }
+            int[] route = routes(output, outShape, srcShape, inputs, shapes);
             // The source of index_add_: the sentinel plus, last input first (so that their hooks
             // run in input order), each other input's view, broadcast into the empty shape when
             // it can be (a bias), else as a 0-dim sum.
             Tensor src = r.sentinel;
             for (int i = inputs.length - 1; i >= 0; i--) {
                 if (route[i] == BROADCAST) {
-                    src = src.add(hookedView(r, inputs[i], sizes(inputs[i]), i));
+                    src = src.add(hookedView(r, inputs[i], shapes[i], i));
                 } else if (route[i] == CARRIED) {
-                    src = src.add(hookedView(r, inputs[i], sizes(inputs[i]), i).sum());
+                    src = src.add(hookedView(r, inputs[i], shapes[i], i).sum());
                 }
             }
             output.index_add_(0, r.index, src);
@@ -215,7 +219,7 @@ public final class AutogradSplice {
                 // y had no history, so IndexAddBackward0's self edge (slot 0) is empty: point it at
                 // x's private view. The node passes dL/dy to it unchanged (same shape as x), and
                 // the view's hook replaces it with dL/dx. Created after the node, so it runs first.
-                Tensor v = hookedView(r, inputs[0], outShape, 0);
+                Tensor v = hookedView(r, inputs[0], shapes[0], 0);
                 output.grad_fn().set_next_edge(0, new Edge(v.grad_fn(), 0));
             }
             // From now on the sentinel's AccumulateGrad returns at once (a leaf that does not
@@ -240,14 +244,14 @@ public final class AutogradSplice {
      * check would otherwise cast or refuse (dtypes compared as TypeMeta, as Kernels checks
      * them: JavaCPP's ScalarType objects are not canonical).
      */
-    private static int[] routes(Tensor output, long[] outShape, long[] srcShape, Tensor[] inputs, boolean[] needs) {
+    private static int[] routes(Tensor output, long[] outShape, long[] srcShape, Tensor[] inputs, long[][] shapes) {
         int[] route = new int[inputs.length];
         for (int i = 0; i < inputs.length; i++) {
-            if (!needs[i]) {
+            long[] shape = shapes[i]; // null: no gradient wanted
+            if (shape == null) {
                 route[i] = NONE;
                 continue;
             }
-            long[] shape = sizes(inputs[i]);
             boolean like = inputs[i].dtype().equals(output.dtype()) && inputs[i].is_cuda() == output.is_cuda();
             if (i == 0 && like && Arrays.equals(shape, outShape)) {
                 route[i] = DIRECT;
@@ -326,26 +330,16 @@ public final class AutogradSplice {
             for (Record r : dead) {
                 for (Hook h : r.hooks) {
                     h.bind(null, 0);
-                    if (FREE_HOOKS.size() < MAX_FREE) {
-                        FREE_HOOKS.addLast(h);
-                    } else {
-                        surplus.add(h);
-                    }
+                    offer(FREE_HOOKS, h, FREE_HOOKS.size(), surplus);
                 }
                 r.hooks.clear();
-                if (FREE_INDICES.size() < MAX_FREE) {
-                    FREE_INDICES.addLast(r.index);
-                } else {
-                    surplus.add(r.index);
-                }
+                offer(FREE_INDICES, r.index, FREE_INDICES.size(), surplus);
                 r.index = null;
                 // The sentinel: no node holds it any more, it does not require grad and never got
                 // a .grad, so a later splice of the same shape can take it as it is.
-                if (freeSentinels < MAX_FREE) {
-                    FREE_SENTINELS.computeIfAbsent(r.sentinelShape, k -> new ArrayDeque<>()).addLast(r.sentinel);
+                if (offer(FREE_SENTINELS.computeIfAbsent(r.sentinelShape, k -> new ArrayDeque<>()),
+                        r.sentinel, freeSentinels, surplus)) {
                     freeSentinels++;
-                } else {
-                    surplus.add(r.sentinel);
                 }
                 r.sentinel = null;
             }
@@ -392,12 +386,14 @@ public final class AutogradSplice {
         todo.forEach(AutogradSplice::release);
     }
 
-    private static List<Long> boxed(long[] v) {
-        List<Long> out = new ArrayList<>(v.length);
-        for (long x : v) {
-            out.add(x);
+    /** Adds p to pool while the pool (of which {@code pooled} are held) has room, else to surplus. */
+    private static <P extends Pointer> boolean offer(ArrayDeque<P> pool, P p, int pooled, List<Pointer> surplus) {
+        if (pooled < MAX_FREE) {
+            pool.addLast(p);
+            return true;
         }
-        return out;
+        surplus.add(p);
+        return false;
     }
 
     static long[] sizes(Tensor t) {
