@@ -135,7 +135,7 @@ public final class AutogradSplice {
     private static final ArrayDeque<Hook> FREE_HOOKS = new ArrayDeque<>();
     private static final ArrayDeque<Tensor> FREE_INDICES = new ArrayDeque<>();
     /** Sentinels of reaped splices by shape ([0, ...]), for later splices of the same shape. */
-    private static final Map<List<Long>, ArrayDeque<Tensor>> FREE_SENTINELS = new HashMap<>();
+    private static final Map<Shape, ArrayDeque<Tensor>> FREE_SENTINELS = new HashMap<>();
     private static int freeSentinels;
     private static final int MAX_FREE = 256;
     /**
@@ -184,7 +184,7 @@ public final class AutogradSplice {
             long[] srcShape = outShape.clone();
             srcShape[0] = 0; // index_add_'s source: [0, ...], adds nothing
             // The sentinel: a private leaf with no elements, index_add_'s source (pooled by shape).
-            r.sentinelShape = Arrays.stream(srcShape).boxed().toList();
+            r.sentinelShape = new Shape(srcShape);
             Tensor index;
             Tensor sentinel;
             synchronized (LIVE) {
@@ -241,18 +241,21 @@ public final class AutogradSplice {
      * added to the sentinel as it is, an empty result; its gradient is libtorch's sum of an
      * empty slice, a few zeros), CARRIED (anything else: a 0-dim sum added to the sentinel).
      * DIRECT and BROADCAST also need the output's dtype and device kind, which libtorch's edge
-     * check would otherwise cast or refuse (dtypes compared as TypeMeta, as Kernels checks
-     * them: JavaCPP's ScalarType objects are not canonical).
+     * check would otherwise cast or refuse (dtypes compared by their ScalarType's value:
+     * JavaCPP's ScalarType objects are not canonical, and a dtype() TypeMeta is a native
+     * allocation per call).
      */
     private static int[] routes(Tensor output, long[] outShape, long[] srcShape, Tensor[] inputs, long[][] shapes) {
         int[] route = new int[inputs.length];
+        torch.ScalarType outType = output.scalar_type();
+        boolean outCuda = output.is_cuda();
         for (int i = 0; i < inputs.length; i++) {
             long[] shape = shapes[i]; // null: no gradient wanted
             if (shape == null) {
                 route[i] = NONE;
                 continue;
             }
-            boolean like = inputs[i].dtype().equals(output.dtype()) && inputs[i].is_cuda() == output.is_cuda();
+            boolean like = sameType(inputs[i], output, outType) && inputs[i].is_cuda() == outCuda;
             if (i == 0 && like && Arrays.equals(shape, outShape)) {
                 route[i] = DIRECT;
             } else if (like && broadcastsTo(shape, srcShape)) {
@@ -262,6 +265,12 @@ public final class AutogradSplice {
             }
         }
         return route;
+    }
+
+    /** Same dtype, by ScalarType value; TypeMeta only if the presets hand back no ScalarType. */
+    private static boolean sameType(Tensor a, Tensor b, torch.ScalarType tb) {
+        torch.ScalarType ta = a.scalar_type();
+        return ta != null && tb != null ? ta.value == tb.value : a.dtype().equals(b.dtype());
     }
 
     /** Whether a tensor of {@code shape} broadcasts to {@code target} (numpy rules). */
@@ -404,6 +413,27 @@ public final class AutogradSplice {
         return s;
     }
 
+    /** A shape as a map key (a record would compare its long[] by reference). */
+    private static final class Shape {
+        final long[] dims;
+        final int hash;
+
+        Shape(long[] dims) {
+            this.dims = dims;
+            this.hash = Arrays.hashCode(dims);
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Shape other && Arrays.equals(dims, other.dims);
+        }
+
+        @Override
+        public int hashCode() {
+            return hash;
+        }
+    }
+
     /** One spliced op call: what its hooks share. Guarded by its own monitor. */
     private static final class Record {
         final String op;
@@ -413,7 +443,7 @@ public final class AutogradSplice {
         Tensor gradOutput;        // dL/dy, kept by the output hook until the first input hook
         final Tensor[] grads;     // computed by the first input hook, handed out by each
         Tensor sentinel;
-        List<Long> sentinelShape;
+        Shape sentinelShape;
         Tensor index;
         final List<Hook> hooks = new ArrayList<>();
 

@@ -7,6 +7,8 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import java.util.function.Supplier;
+
 /**
  * Checked entry points to the native kernels over libtorch tensors: every argument is
  * validated here (dtype, device, shape, contiguity) with a message naming it, and a
@@ -72,8 +74,8 @@ public final class Kernels {
                                                  boolean approximateTanh, boolean withBiasGrad) {
         final String op = "biasGeluBackward";
         long[] rc = checkBiasGeluArgs(op, "x", x, bias);
-        requireFloatCpuContiguous(op, "dy", dy, shape(x));
-        if (!shape(dy).equals(shape(x))) {
+        requireFloatCpuContiguous(op, "dy", dy, () -> shape(x));
+        if (!sameShape(dy, x)) {
             throw new Bert4jException(op + ": dy must have the shape of x " + shape(x) + ", got " + shape(dy));
         }
         Tensor dx = torch.empty_like(x);
@@ -132,8 +134,8 @@ public final class Kernels {
         final String op = "biasGeluBackwardSaved";
         long[] rc = rowsCols(op, "dgelu", dgelu);
         long rows = rc[0], cols = rc[1];
-        requireFloatCpuContiguous(op, "dy", dy, shape(dgelu));
-        if (!shape(dy).equals(shape(dgelu))) {
+        requireFloatCpuContiguous(op, "dy", dy, () -> shape(dgelu));
+        if (!sameShape(dy, dgelu)) {
             throw new Bert4jException(op + ": dy must have the shape of dgelu " + shape(dgelu) + ", got " + shape(dy));
         }
         Tensor dx = overwriteDgelu ? dgelu : torch.empty_like(dgelu);
@@ -178,14 +180,14 @@ public final class Kernels {
             throw new Bert4jException(op + ": y must be [rows, cols], got " + shape(y));
         }
         long rows = y.size(0), cols = y.size(1);
-        requireFloatCpuContiguous(op, "s", s, "[" + rows + "]");
-        requireFloatCpuContiguous(op, "colScale", colScale, "[" + cols + "]");
+        requireFloatCpuContiguous(op, "s", s, () -> "[" + rows + "]");
+        requireFloatCpuContiguous(op, "colScale", colScale, () -> "[" + cols + "]");
         if (s.numel() != rows || colScale.numel() != cols) {
             throw new Bert4jException(op + ": s must have " + rows + " and colScale " + cols + " elements, got "
                     + shape(s) + " and " + shape(colScale));
         }
         if (bias != null) {
-            requireFloatCpuContiguous(op, "bias", bias, "[" + cols + "]");
+            requireFloatCpuContiguous(op, "bias", bias, () -> "[" + cols + "]");
             if (bias.numel() != cols) {
                 throw new Bert4jException(op + ": bias must have " + cols + " elements, got " + shape(bias));
             }
@@ -250,7 +252,7 @@ public final class Kernels {
         final String op = "linearPacked";
         long m = checkLinearArgs(op, x, n, k, biasOrNull);
         long size = packedLinearSize(op, n, k);
-        requireFloatCpuContiguous(op, "packed", packed, "[" + size + "]");
+        requireFloatCpuContiguous(op, "packed", packed, () -> "[" + size + "]");
         if (packed.dim() != 1 || packed.size(0) != size) {
             throw new Bert4jException(op + ": packed must be the packLinear result of an [" + n + ", " + k
                     + "] weight: shape [" + size + "], got " + shape(packed));
@@ -269,13 +271,13 @@ public final class Kernels {
         if (n < 0 || k < 0) {
             throw new Bert4jException(op + ": n and k must be >= 0, got n=" + n + " k=" + k);
         }
-        requireFloatCpuContiguous(op, "x", x, "[..., " + k + "]");
+        requireFloatCpuContiguous(op, "x", x, () -> "[..., " + k + "]");
         if (x.dim() < 1 || x.size(x.dim() - 1) != k) {
             throw new Bert4jException(op + ": x must have shape [..., " + k + "] (k = in_features), got "
                     + shape(x));
         }
         if (biasOrNull != null) {
-            requireFloatCpuContiguous(op, "bias", biasOrNull, "[" + n + "]");
+            requireFloatCpuContiguous(op, "bias", biasOrNull, () -> "[" + n + "]");
             if (biasOrNull.dim() != 1 || biasOrNull.size(0) != n) {
                 throw new Bert4jException(op + ": bias must have shape [" + n + "], got " + shape(biasOrNull));
             }
@@ -512,14 +514,14 @@ public final class Kernels {
                 continue;
             }
             long expected = linear[i] != null ? packedLinearSize(op, linear[i][0], linear[i][1]) : vector[i];
-            requireFloatCpuContiguous(op, name, weights[i], "[" + expected + "]");
+            requireFloatCpuContiguous(op, name, weights[i], () -> "[" + expected + "]");
             if (weights[i].numel() != expected) {
                 throw new Bert4jException(op + ": " + name + " must have " + expected + " elements, got "
                         + shape(weights[i]));
             }
         }
         long need = encoderLayerWorkspaceSize(rows, hidden, heads, intermediate);
-        requireFloatCpuContiguous(op, "workspace", workspace, "[" + need + "]");
+        requireFloatCpuContiguous(op, "workspace", workspace, () -> "[" + need + "]");
         if (workspace.numel() < need) {
             throw new Bert4jException(op + ": workspace needs " + need + " floats, got " + workspace.numel());
         }
@@ -530,7 +532,7 @@ public final class Kernels {
                         + "], got " + shape(cuSeqlens));
             }
         } else if (mask != null) {
-            requireFloatCpuContiguous(op, "mask", mask, "[" + batch + ", " + seq + "]");
+            requireFloatCpuContiguous(op, "mask", mask, () -> "[" + batch + ", " + seq + "]");
             if (mask.numel() != batch * seq) {
                 throw new Bert4jException(op + ": mask must have " + batch + " x " + seq + " elements, got " + shape(mask));
             }
@@ -557,7 +559,7 @@ public final class Kernels {
     private static long[] checkBiasGeluArgs(String op, String xName, Tensor x, Tensor bias) {
         long[] rc = rowsCols(op, xName, x);
         long cols = rc[1];
-        requireFloatCpuContiguous(op, "bias", bias, "[" + cols + "]");
+        requireFloatCpuContiguous(op, "bias", bias, () -> "[" + cols + "]");
         if (bias.dim() != 1 || bias.size(0) != cols) {
             throw new Bert4jException(op + ": bias must have shape [" + cols + "] to match "
                     + xName + " " + shape(x) + ", got " + shape(bias));
@@ -600,16 +602,24 @@ public final class Kernels {
     }
 
     private static void requireFloatCpuContiguous(String op, String name, Tensor t, String expectedShape) {
+        requireFloatCpuContiguous(op, name, t, () -> expectedShape);
+    }
+
+    /**
+     * As above, the expected shape built only for a message (these checks run on every op call:
+     * building shape strings eagerly cost about a microsecond each on the training hot path).
+     */
+    private static void requireFloatCpuContiguous(String op, String name, Tensor t, Supplier<String> expected) {
         if (t == null || t.isNull()) {
+            String expectedShape = expected.get();
             throw new Bert4jException(op + ": " + name + " is null (expected a float32 CPU tensor "
                     + expectedShape + ")");
         }
         if (!t.defined()) {
             throw new Bert4jException(op + ": " + name + " is an undefined tensor (expected float32 "
-                    + expectedShape + ")");
+                    + expected.get() + ")");
         }
-        // scalar_type() comes back null through these presets; TypeMeta works.
-        if (!t.dtype().isScalarType(ScalarType.Float)) {
+        if (!isFloat(t)) {
             throw new Bert4jException(op + ": " + name + " must be float32, got "
                     + t.dtype().name().getString() + " " + shape(t));
         }
@@ -618,10 +628,30 @@ public final class Kernels {
                     + t.device().str().getString() + " (CUDA tensors go through the CUDA kernels)");
         }
         if (!t.is_contiguous()) {
-            throw new Bert4jException(op + ": " + name + " must be contiguous " + expectedShape
+            throw new Bert4jException(op + ": " + name + " must be contiguous " + expected.get()
                     + ", got shape " + shape(t) + " with strides " + strides(t)
                     + " (call .contiguous() first)");
         }
+    }
+
+    /** float32, by the tensor's ScalarType value (JavaCPP hands back non-canonical enum instances). */
+    private static boolean isFloat(Tensor t) {
+        ScalarType st = t.scalar_type();
+        return st != null ? st.value == ScalarType.Float.value : t.dtype().isScalarType(ScalarType.Float);
+    }
+
+    /** Same sizes, compared without building strings. */
+    private static boolean sameShape(Tensor a, Tensor b) {
+        long dims = a.dim();
+        if (dims != b.dim()) {
+            return false;
+        }
+        for (int d = 0; d < dims; d++) {
+            if (a.size(d) != b.size(d)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     static String shape(Tensor t) {
