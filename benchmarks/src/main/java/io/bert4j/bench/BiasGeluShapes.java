@@ -25,8 +25,8 @@ public abstract class BiasGeluShapes {
     @Param({"minilm", "base"})
     public String model;
 
-    /** B·S tokens. */
-    @Param({"128", "1024", "4096"})
+    /** B·S tokens: batch 1, 8, 32 × seq 128, 512 gives 128, 512, 1024, 4096 (32 × 128 and 8 × 512), 16384. */
+    @Param({"128", "512", "1024", "4096", "16384"})
     public int rows;
 
     @Param({"exact", "tanh"})
