@@ -611,9 +611,8 @@ public final class Kernels {
      */
     private static void requireFloatCpuContiguous(String op, String name, Tensor t, Supplier<String> expected) {
         if (t == null || t.isNull()) {
-            String expectedShape = expected.get();
             throw new Bert4jException(op + ": " + name + " is null (expected a float32 CPU tensor "
-                    + expectedShape + ")");
+                    + expected.get() + ")");
         }
         if (!t.defined()) {
             throw new Bert4jException(op + ": " + name + " is an undefined tensor (expected float32 "
