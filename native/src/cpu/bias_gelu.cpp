@@ -741,7 +741,7 @@ namespace {
 // largest chunk (half the rows, the same rows a static split gives it, so each core finds its
 // rows in its own cache in the backward) and the late thread takes half of what is left when it
 // arrives. At 128 x 1536 exact, forward + backward interleaved with 150 us gaps: training forward
-// 92-107 -> 87-98 us, saved backward 68-81 -> 66-76 us (median of 3.8k calls, 3 runs); dynamic
+// 93-109 -> 87-98 us, saved backward 68-81 -> 66-76 us (medians of 3.8k calls, 3 runs); dynamic
 // chunks of 1-8 rows were slower than static (rows land in the other core's cache). Bitwise the
 // same results: rows are independent and column sums are reduced in block order.
 template <class Row>
