@@ -157,21 +157,15 @@ public final class JmhRatios {
                 }
                 int n = Math.min(results.size(), refs.size());
                 double[] speedups = new double[n];
-                double lo = Double.POSITIVE_INFINITY, hi = 0;
                 for (int i = 0; i < n; i++) {
-                    Sample res = results.get(i), ref = refs.get(i);
-                    speedups[i] = res.speedupOver(ref);
-                    if (n == 1) {  // one round: the spread over its measurement iterations
-                        double[] spread = res.iterationSpread(ref);
-                        lo = spread[0];
-                        hi = spread[1];
-                    } else {
-                        lo = Math.min(lo, speedups[i]);
-                        hi = Math.max(hi, speedups[i]);
-                    }
+                    speedups[i] = results.get(i).speedupOver(refs.get(i));
                 }
                 double speedup = median(speedups);
                 Sample res = results.get(0), ref = refs.get(0);
+                // One round: the spread over its measurement iterations; several: over the rounds.
+                double[] spread = n == 1 ? res.iterationSpread(ref)
+                        : new double[] {Arrays.stream(speedups).min().orElseThrow(), Arrays.stream(speedups).max().orElseThrow()};
+                double lo = spread[0], hi = spread[1];
                 double score = median(results.stream().mapToDouble(Sample::score).toArray());
                 double refScore = median(refs.stream().mapToDouble(Sample::score).toArray());
                 System.out.printf(Locale.ROOT, "%-70s %-6s %-5s %8.3f±%-5.3f %8.3f±%-5.3f %8.3f  %s %.2fx faster; speed-up %.2fx [%.2f–%.2f] (%s)%s%n",

@@ -153,7 +153,7 @@ public final class Attention {
             requireInnerContiguous(op, "q", q);
             requireInnerContiguous(op, "k", k);
             if (keyLengths != null) {
-                if (!keyLengths.defined() || !keyLengths.dtype().isScalarType(ScalarType.Int)
+                if (!keyLengths.defined() || !Kernels.hasScalarType(keyLengths, ScalarType.Int)
                         || !keyLengths.is_cpu() || keyLengths.dim() != 1 || keyLengths.size(0) != b
                         || !keyLengths.is_contiguous()) {
                     throw new Bert4jException(op + ": keyLengths must be a contiguous int32 CPU tensor [" + b
@@ -194,7 +194,7 @@ public final class Attention {
             requireShape(op, "v", v, shape, t, h, dim);
             requireInnerContiguous(op, "q", q);
             if (cuSeqlens == null || cuSeqlens.isNull() || !cuSeqlens.defined()
-                    || !cuSeqlens.dtype().isScalarType(ScalarType.Int) || !cuSeqlens.is_cpu()
+                    || !Kernels.hasScalarType(cuSeqlens, ScalarType.Int) || !cuSeqlens.is_cpu()
                     || cuSeqlens.dim() != 1 || cuSeqlens.size(0) < 1 || !cuSeqlens.is_contiguous()) {
                 throw new Bert4jException(op + ": cuSeqlens must be a contiguous int32 CPU tensor [num_seqs + 1], got "
                         + describe(cuSeqlens));
@@ -207,7 +207,7 @@ public final class Attention {
         if (t == null || t.isNull() || !t.defined()) {
             throw new Bert4jException(op + ": " + name + " is null (expected a float32 CPU tensor " + expectedShape + ")");
         }
-        if (!t.dtype().isScalarType(ScalarType.Float)) {
+        if (!Kernels.hasScalarType(t, ScalarType.Float)) {
             throw new Bert4jException(op + ": " + name + " must be float32, got "
                     + t.dtype().name().getString() + " " + Kernels.shape(t));
         }

@@ -267,10 +267,9 @@ public final class AutogradSplice {
         return route;
     }
 
-    /** Same dtype, by ScalarType value; TypeMeta only if the presets hand back no ScalarType. */
+    /** Same dtype as b, whose ScalarType is tb ({@link Kernels#hasScalarType}; TypeMeta if tb is null). */
     private static boolean sameType(Tensor a, Tensor b, torch.ScalarType tb) {
-        torch.ScalarType ta = a.scalar_type();
-        return ta != null && tb != null ? ta.value == tb.value : a.dtype().equals(b.dtype());
+        return tb != null ? Kernels.hasScalarType(a, tb) : a.dtype().equals(b.dtype());
     }
 
     /** Whether a tensor of {@code shape} broadcasts to {@code target} (numpy rules). */

@@ -338,7 +338,7 @@ public final class Kernels {
     /** packed must be what {@code packer} returns for an [n, k] weight: a contiguous 1-D CPU tensor of size elements. */
     private static void requirePack(String op, String name, Tensor packed, long n, long k, long size, ScalarType type,
                                     String packer, String typeName) {
-        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !packed.dtype().isScalarType(type)
+        if (packed == null || !packed.is_cpu() || !packed.is_contiguous() || !hasScalarType(packed, type)
                 || packed.dim() != 1 || packed.size(0) != size) {
             throw new Bert4jException(op + ": " + name + " must be the " + packer + " result of an [" + n + ", " + k
                     + "] weight: a contiguous " + typeName + " CPU tensor [" + size + "], got "
@@ -526,7 +526,7 @@ public final class Kernels {
             throw new Bert4jException(op + ": workspace needs " + need + " floats, got " + workspace.numel());
         }
         if (cuSeqlens != null) {
-            if (!cuSeqlens.is_cpu() || !cuSeqlens.is_contiguous() || !cuSeqlens.dtype().isScalarType(ScalarType.Int)
+            if (!cuSeqlens.is_cpu() || !cuSeqlens.is_contiguous() || !hasScalarType(cuSeqlens, ScalarType.Int)
                     || cuSeqlens.dim() != 1 || cuSeqlens.size(0) != numSeqs + 1) {
                 throw new Bert4jException(op + ": cuSeqlens must be a contiguous int32 CPU tensor [" + (numSeqs + 1)
                         + "], got " + shape(cuSeqlens));
@@ -618,7 +618,7 @@ public final class Kernels {
             throw new Bert4jException(op + ": " + name + " is an undefined tensor (expected float32 "
                     + expected.get() + ")");
         }
-        if (!isFloat(t)) {
+        if (!hasScalarType(t, ScalarType.Float)) {
             throw new Bert4jException(op + ": " + name + " must be float32, got "
                     + t.dtype().name().getString() + " " + shape(t));
         }
@@ -633,10 +633,14 @@ public final class Kernels {
         }
     }
 
-    /** float32, by the tensor's ScalarType value (JavaCPP hands back non-canonical enum instances). */
-    private static boolean isFloat(Tensor t) {
+    /**
+     * Whether t's dtype is {@code type}, by ScalarType value: JavaCPP hands back non-canonical enum
+     * instances (so not ==), and {@code dtype()} is a native TypeMeta allocation per call (~1 µs,
+     * against ~0.1 µs), which the per-op checks on the hot paths cannot afford.
+     */
+    public static boolean hasScalarType(Tensor t, ScalarType type) {
         ScalarType st = t.scalar_type();
-        return st != null ? st.value == ScalarType.Float.value : t.dtype().isScalarType(ScalarType.Float);
+        return st != null ? st.value == type.value : t.dtype().isScalarType(type);
     }
 
     /** Same sizes, compared without building strings. */

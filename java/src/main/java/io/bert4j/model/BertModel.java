@@ -182,7 +182,7 @@ public final class BertModel implements AutoCloseable {
             return;
         }
         Tensor probe = p("embeddings.word_embeddings.weight");
-        if (!probe.is_cpu() || !probe.dtype().isScalarType(torch.ScalarType.Float)) {
+        if (!probe.is_cpu() || !Kernels.hasScalarType(probe, torch.ScalarType.Float)) {
             throw new Bert4jException("int8 mode needs a float32 model on the CPU");
         }
         releaseBf16(); // one reduced precision at a time
@@ -246,7 +246,7 @@ public final class BertModel implements AutoCloseable {
             return;
         }
         Tensor probe = p("embeddings.word_embeddings.weight");
-        if (!probe.is_cpu() || !probe.dtype().isScalarType(torch.ScalarType.Float)) {
+        if (!probe.is_cpu() || !Kernels.hasScalarType(probe, torch.ScalarType.Float)) {
             throw new Bert4jException("bf16 mode needs a float32 model on the CPU");
         }
         if (!Kernels.bf16Amx()) {
@@ -687,7 +687,7 @@ public final class BertModel implements AutoCloseable {
      */
     public boolean packsWithoutPadding() {
         return kernels == KernelMode.FUSED && p("embeddings.word_embeddings.weight").is_cpu()
-                && p("embeddings.word_embeddings.weight").dtype().isScalarType(torch.ScalarType.Float);
+                && Kernels.hasScalarType(p("embeddings.word_embeddings.weight"), torch.ScalarType.Float);
     }
 
     /**
@@ -829,14 +829,14 @@ public final class BertModel implements AutoCloseable {
      */
     private boolean nativeLayers(Tensor h, long rows) {
         return nativeLayers && kernels == KernelMode.FUSED && !training && !GradMode.is_enabled()
-                && (int8 == null || int8Layers != null) && rows <= packedLinearMaxRows && h.is_cpu() && h.dtype().isScalarType(torch.ScalarType.Float)
+                && (int8 == null || int8Layers != null) && rows <= packedLinearMaxRows && h.is_cpu() && Kernels.hasScalarType(h, torch.ScalarType.Float)
                 && config.hiddenAct().startsWith("gelu") && cpuFloatWeights();
     }
 
     /** Whether the encoder's weights are float32 on the CPU (what the packed kernel takes). */
     private boolean cpuFloatWeights() {
         Tensor w = p("encoder.layer.0.output.dense.weight");
-        return w.is_cpu() && w.dtype().isScalarType(torch.ScalarType.Float);
+        return w.is_cpu() && Kernels.hasScalarType(w, torch.ScalarType.Float);
     }
 
     /**
@@ -939,7 +939,7 @@ public final class BertModel implements AutoCloseable {
     /** Whether attention runs bert4j's kernel: fused mode on CPU float32 activations. */
     private boolean fusedAttention(Tensor activations) {
         return kernels == KernelMode.FUSED && activations.is_cpu()
-                && activations.dtype().isScalarType(torch.ScalarType.Float);
+                && Kernels.hasScalarType(activations, torch.ScalarType.Float);
     }
 
     /**
@@ -1063,8 +1063,8 @@ public final class BertModel implements AutoCloseable {
     private Tensor linear(Tensor x, String module, Tensor weight, Tensor bias, Tensor... sources) {
         long k = weight.size(1);
         if (kernels == KernelMode.FUSED && !GradMode.is_enabled() && x.is_cpu() && x.is_contiguous()
-                && x.dtype().isScalarType(torch.ScalarType.Float) && weight.is_cpu()
-                && weight.dtype().isScalarType(torch.ScalarType.Float)
+                && Kernels.hasScalarType(x, torch.ScalarType.Float) && weight.is_cpu()
+                && Kernels.hasScalarType(weight, torch.ScalarType.Float)
                 && k > 0 && x.numel() / k <= packedLinearMaxRows) {
             return Kernels.linearPacked(x, packed(module, weight, sources), weight.size(0), k, bias);
         }
@@ -1160,7 +1160,7 @@ public final class BertModel implements AutoCloseable {
     private Tensor intermediate(Tensor x, String module) {
         boolean gelu = config.hiddenAct().startsWith("gelu");
         Tensor bias = p(module + ".bias");
-        if (kernels == KernelMode.FUSED && gelu && x.is_cpu() && bias.dtype().isScalarType(torch.ScalarType.Float)) {
+        if (kernels == KernelMode.FUSED && gelu && x.is_cpu() && Kernels.hasScalarType(bias, torch.ScalarType.Float)) {
             ReducedLinear q8 = reduced(module);
             Tensor w = p(module + ".weight");
             Tensor y = q8 != null ? q8.apply(x, false) : linear(x, module, w, null, w); // [..., I], no bias
